@@ -1,0 +1,1 @@
+"""2D relative-action encodings computed from recorded augmentation parameters."""

@@ -1,0 +1,1 @@
+"""The one augmentation stack: batched ops on the device that record their parameters."""

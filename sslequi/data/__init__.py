@@ -1,0 +1,1 @@
+"""Datasets: every dataset yields ``Sample`` items of uint8 images (no augmentation)."""

@@ -1,0 +1,1 @@
+"""Methods: one file per method, each registered with ``@register_method``."""

@@ -1,0 +1,67 @@
+"""The base class every method derives from."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from sslequi.types import Batch, MethodSpec, Parts, StepOutput
+
+
+@dataclass
+class MethodConfig:
+    """Fields shared by every method's typed config (each method subclasses this)."""
+
+    name: str = "???"
+
+
+class Method(nn.Module, ABC):
+    """A self-supervised method: a backbone, its heads, and one loss.
+
+    Subclasses set ``config_class`` and implement ``spec`` and ``forward``. Methods with a
+    transformation-conditioned predictor also override ``embed_equivariant``, ``predict``
+    and set ``predictor_action`` (the ``ACTION_DIMS`` encoding the predictor takes).
+    """
+
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
+    predictor_action: ClassVar[str | None] = None
+
+    def __init__(self, config: MethodConfig, backbone: nn.Module, feature_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.feature_dim = feature_dim
+
+    @abstractmethod
+    def spec(self) -> MethodSpec:
+        """Views, actions and extras this method consumes."""
+
+    @abstractmethod
+    def forward(self, batch: Batch) -> StepOutput:
+        """One training step's loss and logged terms."""
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Backbone features y ∈ ℝ^[B, D] (what the probes read)."""
+        return self.backbone(images)
+
+    def parts(self) -> Parts:
+        """How ``encode``'s output splits into invariant and equivariant slices."""
+        return Parts()
+
+    @property
+    def has_predictor(self) -> bool:
+        return self.predictor_action is not None
+
+    def embed_equivariant(self, y_equi: Tensor) -> Tensor:
+        """The equivariant projector: y_equi → z_equi."""
+        raise TypeError(f"{type(self).__name__} has no equivariant predictor")
+
+    def predict(self, z_equi: Tensor, action: Tensor) -> Tensor:
+        """The predictor: (z_equi, action) → ẑ of the transformed view."""
+        raise TypeError(f"{type(self).__name__} has no equivariant predictor")
+
+    def on_step_end(self, step: int, total_steps: int) -> None:  # noqa: B027
+        """Hook after each optimizer step (EMA target updates)."""
