@@ -67,9 +67,7 @@ class MethodSpec:
             raise ValueError(f"MethodSpec.num_views must be ≥ 1, got {self.num_views}")
         unknown = [a for a in self.actions if a not in ACTION_DIMS]
         if unknown:
-            raise ValueError(
-                f"unknown action encoding(s) {unknown}; known: {sorted(ACTION_DIMS)}"
-            )
+            raise ValueError(f"unknown action encoding(s) {unknown}; known: {sorted(ACTION_DIMS)}")
         if self.actions and self.num_views < 2:
             raise ValueError("actions need at least two views")
 

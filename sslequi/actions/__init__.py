@@ -53,7 +53,9 @@ def compute_actions(
         value = ACTIONS.get(name)(inputs)
         expected = ACTION_DIMS[name]
         if value.shape[-1] != expected:
-            raise ValueError(f"action {name!r} produced width {value.shape[-1]}, expected {expected}")
+            raise ValueError(
+                f"action {name!r} produced width {value.shape[-1]}, expected {expected}"
+            )
         values[name] = value
     return Actions(**values)
 

@@ -41,3 +41,14 @@ class BatchBuilder:
             index=raw.index,
             latents=raw.latents,
         )
+
+
+def make_batch_builder(
+    spec: MethodSpec,
+    info: DatasetInfo,
+    augment: object,
+    action_options: ActionOptions | None = None,
+) -> BatchBuilder:
+    """The trainer's and evaluators' single entry point to build batches."""
+    del augment  # interim: no 2D augmentation yet
+    return BatchBuilder(spec, info, action_options)

@@ -35,3 +35,24 @@ class ImageDataset(Dataset[Sample], ABC):
 
     @abstractmethod
     def __getitem__(self, index: int) -> Sample: ...
+
+
+@dataclass
+class DatasetConfig:
+    """Fields every dataset config has (each dataset subclasses this)."""
+
+    name: str = "???"
+    root: str = ""
+    resolution: int = 64
+
+
+class ObjectDataset(ImageDataset):
+    """A dataset of objects with several views each (the 3DIEBench family, synthetic).
+
+    ``len`` counts objects; ``__getitem__`` draws ``num_views`` distinct views of one object.
+    Evaluation enumerates every view of an object deterministically with ``views_of``.
+    """
+
+    @abstractmethod
+    def views_of(self, index: int) -> Sample:
+        """Every view of object ``index``: images [V_all, C, H, W], latents [V_all, L]."""
