@@ -57,3 +57,18 @@ def cross_view_infonce(z_a: Tensor, z_b: Tensor, temperature: float) -> Tensor:
 def negative_cosine(p: Tensor, z: Tensor) -> Tensor:
     """2 − 2 cos(p, z) averaged over the batch (BYOL); ``z`` should be detached."""
     return 2.0 - 2.0 * F.cosine_similarity(p, z, dim=-1).mean()
+
+
+def vicreg_terms(z_a: Tensor, z_b: Tensor) -> dict[str, Tensor]:
+    """Unweighted VICReg terms (§1.1) as the SIE code computes them: ``sim`` = MSE on the
+    local batch; ``var`` = ½ v(Z) + ½ v(Z′) and ``cov`` = c(Z) + c(Z′) on the batch gathered
+    over ranks. Weighted sum: λ_sim·sim + λ_std·var + λ_cov·cov."""
+    from sslequi.methods.distributed import gather
+
+    sim = invariance_mse(z_a, z_b)
+    z_a, z_b = gather(z_a), gather(z_b)
+    return {
+        "sim": sim,
+        "var": 0.5 * variance_hinge(z_a) + 0.5 * variance_hinge(z_b),
+        "cov": covariance_penalty(z_a) + covariance_penalty(z_b),
+    }
