@@ -1,0 +1,69 @@
+"""SimCLR (Chen et al. 2020, arXiv 2002.05709): NT-Xent between two views' projections.
+
+    z = g(f(x)),  L = NT-Xent(z¹, z²; τ)  with 2N − 2 negatives, mean over the 2N anchors
+    (SimCLR Eq. 1; methods.md §1.2, §14).
+
+Defaults follow the 3DIEBench reference baseline (SIE code ``SimCLR``): SIE's projector
+``512 → 2048-2048-2048`` ([Linear → BN → ReLU] × 2 → Linear without bias) and τ = 0.1, with
+NT-Xent over the batch gathered across GPUs. seq-JEPA, E-SSL CIFAR and CARE use τ = 0.5
+(set ``temperature``). The loss is lightly's ``NTXentLoss``, which equals §1.2 (tested
+against ``losses.nt_xent``); with ``gather_distributed`` each rank's anchors see the negatives
+of every rank, the same gradient as SIE's gathered 2B × 2B similarity matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lightly.loss import NTXentLoss
+from torch import Tensor, nn
+
+from sslequi.methods.base import Method, MethodConfig
+from sslequi.models.heads import mlp_projector
+from sslequi.registry import register_method
+from sslequi.types import Batch, MethodSpec, StepOutput
+
+
+@dataclass
+class SimCLRConfig(MethodConfig):
+    """SimCLR options (``configs/method/simclr.yaml``)."""
+
+    name: str = "simclr"
+    projector: str = "2048-2048-2048"  # SIE's --mlp (methods.md §14)
+    temperature: float = 0.1  # SIE code; 0.5 in seq-JEPA / E-SSL CIFAR / CARE CIFAR
+    gather_distributed: bool = True  # negatives from every GPU (SIE, E-SSL IN)
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"simclr.temperature must be > 0, got {self.temperature}")
+
+
+@register_method("simclr", config=SimCLRConfig)
+class SimCLR(Method):
+    """Backbone f, projector g, NT-Xent on the two views' embeddings."""
+
+    config_class = SimCLRConfig
+    config: SimCLRConfig
+
+    def __init__(self, config: SimCLRConfig, backbone: nn.Module, feature_dim: int) -> None:
+        super().__init__(config, backbone, feature_dim)
+        self.projector = mlp_projector(feature_dim, config.projector)
+        self.criterion = NTXentLoss(
+            temperature=config.temperature, gather_distributed=config.gather_distributed
+        )
+
+    def spec(self) -> MethodSpec:
+        return MethodSpec(num_views=2)
+
+    def contrastive_loss(self, y_1: Tensor, y_2: Tensor) -> Tensor:
+        """NT-Xent of the projected backbone features of two views (E-SimCLR reuses it)."""
+        return self.criterion(self.projector(y_1), self.projector(y_2))
+
+    def forward(self, batch: Batch) -> StepOutput:
+        y_1, y_2 = (self.backbone(view) for view in batch.views[:2])
+        loss = self.contrastive_loss(y_1, y_2)
+        return StepOutput(
+            loss=loss,
+            terms={"nt_xent": loss.detach()},
+            features=[y_1.detach(), y_2.detach()],
+        )
