@@ -1,0 +1,102 @@
+"""``sslequi-pretrain``: the Hydra app over ``sslequi.train.run.pretrain``.
+
+Composes ``configs/pretrain.yaml`` (the repository's ``configs/`` directory, or
+``$SSLEQUI_CONFIGS``) on the schemas of ``sslequi.config``; every override is checked
+before any compute. ``--multirun`` sweeps go through Hydra's launcher of choice.
+
+    sslequi-pretrain method=simclr train.steps=200 optim.lr=3e-4
+    sslequi-pretrain experiment=<name> train.resume=never
+    sslequi-pretrain --multirun optim.lr=1e-3,3e-4
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from sslequi.config import ConfigError, register_configs
+from sslequi.train.rundir import SINGLE, SWEEP_ID_ENV, run_slug, sweep_id
+
+CONFIGS_ENV = "SSLEQUI_CONFIGS"
+CONFIG_NAME = "pretrain"
+
+
+def configs_dir() -> Path:
+    """The Hydra config directory: ``$SSLEQUI_CONFIGS`` or ``<repository>/configs``."""
+    explicit = os.environ.get(CONFIGS_ENV)
+    candidate = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "configs"
+    if not (candidate / f"{CONFIG_NAME}.yaml").is_file():
+        raise SystemExit(
+            f"sslequi-pretrain: cannot find {CONFIG_NAME}.yaml in {candidate}. Install sslequi "
+            f"editable from a checkout (pip install -e .) or set {CONFIGS_ENV} to the "
+            "repository's configs/ directory."
+        )
+    return candidate
+
+
+def _experiment_name(value: str | None, choice: str | None) -> str:
+    """The ``experiment`` field if set, else the chosen ``experiment`` config, else default."""
+    if value and value != "default":
+        return value
+    return choice or "default"
+
+
+def _sweep_name(explicit: str | None, fallback: str) -> str:
+    """Explicit sweep id, else ``$SSLEQUI_SWEEP_ID``, else ``single`` (runs) or a fresh id."""
+    if explicit:
+        return explicit
+    if os.environ.get(SWEEP_ID_ENV):
+        return os.environ[SWEEP_ID_ENV]
+    return SINGLE if fallback == SINGLE else sweep_id()
+
+
+def _slug(explicit: str | None, overrides: Sequence[str] | None) -> str:
+    return explicit or run_slug(list(overrides or []))
+
+
+def register_resolvers() -> None:
+    """Resolvers ``pretrain.yaml`` uses to point Hydra's run/sweep dirs into the run dir."""
+    resolvers = {
+        "sslequi_experiment": _experiment_name,
+        "sslequi_sweep": _sweep_name,
+        "sslequi_slug": _slug,
+    }
+    for name, function in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
+
+
+def task(cfg: DictConfig) -> None:
+    """Hydra's task function: one pretraining run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from sslequi.train.run import pretrain
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("experiment")
+        cfg.experiment = _experiment_name(cfg.experiment, choice)
+    try:
+        run_dir = pretrain(cfg)
+    except ConfigError as error:
+        print(f"sslequi-pretrain: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    print(f"sslequi-pretrain: run directory {run_dir}", flush=True)
+
+
+def main() -> None:
+    import hydra
+
+    register_configs()
+    register_resolvers()
+    app = hydra.main(config_path=str(configs_dir()), config_name=CONFIG_NAME, version_base="1.3")(
+        task
+    )
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,478 @@
+"""The training loop: one method, one dataset, exact resume, signal-safe step boundaries.
+
+Per step: uint8 batch → device → ``make_batch_builder`` → ``Method.forward`` → loss (+ the
+online linear probe's loss on detached ``StepOutput.features[0]``) → backward (AMP
+GradScaler on CUDA) → optional grad clipping → optimizer and schedule step →
+``Method.on_step_end``. Logging to ``metrics.jsonl``/wandb every ``log_every`` steps;
+checkpoints every N steps, every M minutes, at the end and on request.
+
+Signals. While ``fit`` runs, SIGUSR1, SIGUSR2 and SIGTERM are blocked in the training
+thread (and in every thread it starts) with ``signal.pthread_sigmask``; they are unblocked
+only between steps, where a handler someone else installed (submitit's) runs and may call
+``current_trainer().save_checkpoint(reason)``. The trainer installs no handler itself.
+
+Distributed. If ``torch.distributed`` is initialised, the data is sharded with a
+resumable sampler, the per-rank batch is ``batch_size / world_size``, the model is wrapped
+in DDP, and only rank 0 writes logs and checkpoints. Exact resume is bitwise on one
+process; under DDP rank 0 restores its RNG states and other ranks reseed from
+``(seed, rank, step)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from sslequi.augment.builder import make_batch_builder
+from sslequi.config import AmpDtype, ConfigError, ResolvedConfig
+from sslequi.data.base import ImageDataset
+from sslequi.methods.base import Method
+from sslequi.train.checkpoint import (
+    FORMAT_VERSION,
+    DataPosition,
+    capture_rng,
+    restore_rng,
+    save_atomic,
+)
+from sslequi.train.logging import MetricsLogger
+from sslequi.train.optim import (
+    LRSchedule,
+    make_optimizer,
+    make_scheduler,
+    param_groups,
+    scaled_lr,
+    warmup_steps,
+)
+from sslequi.train.rundir import RunDir
+from sslequi.train.sampler import ResumableSampler
+from sslequi.types import Batch, RawBatch, StepOutput, collate_samples
+
+HANDLED_SIGNALS = frozenset({signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM})
+# Checkpoint reasons that mean "this job stops and will be requeued".
+REQUEUE_REASONS = frozenset({"requeue", "preempt", "preemption", "timeout", "signal"})
+
+_current: Trainer | None = None
+
+
+def current_trainer() -> Trainer | None:
+    """The trainer whose ``fit`` is running in this process, if any."""
+    return _current
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class DistInfo:
+    """This process's place in the process group (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def current(cls) -> DistInfo:
+        if dist.is_available() and dist.is_initialized():
+            local = int(__import__("os").environ.get("LOCAL_RANK", "0"))
+            return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local)
+        return cls()
+
+
+@dataclass
+class TrainResult:
+    """How ``fit`` ended."""
+
+    step: int
+    total_steps: int
+    stopped_early: bool  # stop_after reached: the run continues in a later process
+    last_record: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def completed(self) -> bool:
+        return self.step >= self.total_steps
+
+
+class OnlineProbe(nn.Module):
+    """A linear classifier on detached backbone features (its own param group)."""
+
+    def __init__(self, feature_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.linear(features.detach().flatten(1).float())
+
+
+class _StepModule(nn.Module):
+    """Method + probe in one module, so DDP sees every trainable parameter in forward."""
+
+    def __init__(self, method: Method, probe: OnlineProbe | None) -> None:
+        super().__init__()
+        self.method = method
+        self.probe = probe
+
+    def forward(self, batch: Batch) -> tuple[StepOutput, Tensor | None]:
+        output = self.method(batch)
+        logits = None
+        if self.probe is not None and output.features:
+            logits = self.probe(output.features[0])
+        return output, logits
+
+
+class _SignalGate:
+    """Blocks the handled signals except at step boundaries (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.active = threading.current_thread() is threading.main_thread() and hasattr(
+            signal, "pthread_sigmask"
+        )
+        self._previous: set[signal.Signals] = set()
+
+    def __enter__(self) -> _SignalGate:
+        if self.active:
+            self._previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        return self
+
+    def deliver(self) -> None:
+        """Let pending signals run their handlers now (CPython runs them inside the unblock)."""
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS - self._previous)
+            signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._previous)
+
+
+def resolve_device(name: str, dist_info: DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and dist_info.world_size > 1:
+        name = f"cuda:{dist_info.local_rank}"
+    return torch.device(name)
+
+
+class Trainer:
+    """Trains ``method`` on ``dataset`` as ``cfg`` says, writing into ``run``."""
+
+    def __init__(
+        self,
+        cfg: ResolvedConfig,
+        run: RunDir,
+        method: Method,
+        dataset: ImageDataset,
+        logger: MetricsLogger | None = None,
+        dist_info: DistInfo | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.run = run
+        self.dist = dist_info or DistInfo.current()
+        self.device = resolve_device(cfg.train.device, self.dist)
+        self.method = method
+        self.dataset = dataset
+        self.logger = logger
+        train = cfg.train
+
+        self.per_rank_batch = train.batch_size // self.dist.world_size
+        self.sampler = ResumableSampler(
+            len(dataset), cfg.seed, self.dist.rank, self.dist.world_size, shuffle=True
+        )
+        self.steps_per_epoch = self.sampler.per_rank // self.per_rank_batch
+        if self.steps_per_epoch < 1:
+            raise ConfigError(
+                f"dataset {cfg.dataset.name!r} has {len(dataset)} items, fewer than one "
+                f"global batch of train.batch_size={train.batch_size}"
+            )
+        self.total_steps = train.steps or train.epochs * self.steps_per_epoch
+        self.loader_generator = torch.Generator()
+        self.loader = DataLoader(
+            dataset,
+            batch_size=self.per_rank_batch,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=train.num_workers,
+            collate_fn=collate_samples,
+            pin_memory=self.device.type == "cuda",
+            generator=self.loader_generator,
+        )
+
+        info = dataset.info
+        self.spec = method.spec()
+        self.build_batch = make_batch_builder(self.spec, info, cfg.augment, cfg.actions)
+        probe = None
+        if train.online_probe_every > 0 and info.num_classes >= 2:
+            probe = OnlineProbe(method.feature_dim, info.num_classes)
+        self.probe = probe
+        self.module = _StepModule(method, probe).to(self.device)
+        if train.channels_last:
+            self.module.to(memory_format=torch.channels_last)
+
+        self.peak_lr = scaled_lr(cfg.optim, train.batch_size)
+        self.optimizer = make_optimizer(
+            param_groups(method, cfg.optim, self.peak_lr, probe), cfg.optim
+        )
+        self.schedule = LRSchedule(
+            total_steps=self.total_steps,
+            warmup_steps=warmup_steps(cfg.optim, self.steps_per_epoch),
+            schedule=cfg.optim.schedule,
+            final_ratio=cfg.optim.final_lr_ratio,
+        )
+        self.scheduler = make_scheduler(self.optimizer, self.schedule)
+        self.use_amp = train.amp and self.device.type == "cuda"
+        self.amp_dtype = torch.float16 if train.amp_dtype is AmpDtype.float16 else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.use_amp and self.amp_dtype == torch.float16
+        )
+        self.wrapped: nn.Module = self.module
+        if self.dist.world_size > 1:
+            self.wrapped = nn.parallel.DistributedDataParallel(
+                self.module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=train.ddp_find_unused_parameters,
+            )
+
+        self.step = 0
+        self.position = DataPosition()
+        self.last_checkpoint_reason: str | None = None
+        self._last_save_time = time.monotonic()
+        self._probe_correct = 0.0
+        self._probe_seen = 0
+        self._term_sums: dict[str, float] = {}
+        self._term_count = 0
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "data_position": {"epoch": self.position.epoch, "batch": self.position.batch},
+            "method": self.method.state_dict(),
+            "probe": self.probe.state_dict() if self.probe is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng(),
+            "loader_generator": self.loader_generator.get_state(),
+            "world_size": self.dist.world_size,
+            "config": self.cfg.container,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore everything ``state_dict`` saved (strict: a mismatch fails clearly)."""
+        try:
+            self.method.load_state_dict(state["method"])
+            if self.probe is not None and state.get("probe") is not None:
+                self.probe.load_state_dict(state["probe"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise ConfigError(f"checkpoint does not match this run: {error}") from None
+        self.step = int(state["step"])
+        self.position = DataPosition(**state["data_position"])
+        self.loader_generator.set_state(state["loader_generator"])
+        if self.dist.rank == 0 and state.get("world_size", 1) == self.dist.world_size:
+            restore_rng(state["rng"])
+        else:
+            seed_everything(self.cfg.seed + 7919 * self.dist.rank + self.step)
+
+    def save_checkpoint(self, reason: str) -> Path | None:
+        """Save the state as of the last completed step to ``checkpoints/last.pt`` (rank 0).
+
+        A reason in ``REQUEUE_REASONS`` also marks the run ``requeued`` in ``run.json``.
+        """
+        self.last_checkpoint_reason = reason
+        self._last_save_time = time.monotonic()
+        if not self.run.writer:
+            return None
+        path = self.run.checkpoints / "last.pt"
+        state = self.state_dict()
+        state["reason"] = reason
+        save_atomic(state, path)
+        if self.cfg.train.keep_checkpoints and reason == "periodic":
+            save_atomic(state, self.run.checkpoints / f"step_{self.step}.pt")
+        info = self.run.read_info()
+        if info is not None:
+            info.step = self.step
+            if reason in REQUEUE_REASONS:
+                info.status, info.reason = "requeued", f"checkpointed for {reason}"
+            self.run.write_info(info)
+        return path
+
+    # ------------------------------------------------------------------ loop
+
+    def _batches(self) -> Iterator[RawBatch]:
+        """The remaining batches of the current epoch."""
+        self.sampler.set_position(self.position.epoch, self.position.batch * self.per_rank_batch)
+        self.loader_generator.manual_seed(self.cfg.seed * 1_000_003 + self.position.epoch)
+        yield from self.loader
+
+    def _train_step(self, raw: RawBatch) -> dict[str, float]:
+        raw = raw.to(self.device)
+        batch = self.build_batch(raw)
+        if self.cfg.train.channels_last:
+            batch.views = [
+                v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
+                for v in batch.views
+            ]
+        self.module.train()
+        autocast = (
+            torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+            if self.use_amp
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            output, logits = self.wrapped(batch)
+        loss = output.loss.float()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.step}")
+        total = loss
+        if logits is not None:
+            probe_loss = F.cross_entropy(logits.float(), batch.labels)
+            total = total + probe_loss
+            self._probe_correct += float((logits.argmax(1) == batch.labels).sum())
+            self._probe_seen += batch.batch_size
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        grad_norm = None
+        if self.cfg.train.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.method.on_step_end(self.step + 1, self.total_steps)
+        record = {"loss": float(loss.detach())}
+        for name, value in output.terms.items():
+            record[f"terms/{name}"] = float(value)
+        if logits is not None:
+            record["probe/loss"] = float(probe_loss.detach())
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        return record
+
+    def _accumulate(self, record: dict[str, float]) -> None:
+        for key, value in record.items():
+            self._term_sums[key] = self._term_sums.get(key, 0.0) + value
+        self._term_count += 1
+
+    def _flush_log(self, seconds: float) -> dict[str, float]:
+        count = max(1, self._term_count)
+        record = {key: value / count for key, value in self._term_sums.items()}
+        if self.dist.world_size > 1 and record:
+            keys = sorted(record)
+            values = torch.tensor([record[k] for k in keys], device=self.device)
+            dist.all_reduce(values)
+            record = {k: float(v) / self.dist.world_size for k, v in zip(keys, values, strict=True)}
+        record["epoch"] = self.position.epoch + self.position.batch / self.steps_per_epoch
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        record["time/step_s"] = seconds / count
+        record["samples_per_s"] = self.cfg.train.batch_size * count / max(seconds, 1e-9)
+        self._term_sums, self._term_count = {}, 0
+        return record
+
+    def _flush_probe(self) -> dict[str, float]:
+        if self._probe_seen == 0:
+            return {}
+        accuracy = self._probe_correct / self._probe_seen
+        self._probe_correct, self._probe_seen = 0.0, 0
+        return {"probe/acc": accuracy}
+
+    def fit(self) -> TrainResult:
+        """Train from ``self.step`` to the total (or ``stop_after`` steps in this process)."""
+        global _current
+        train = self.cfg.train
+        stop_at = self.total_steps
+        if train.stop_after > 0:
+            stop_at = min(self.total_steps, self.step + train.stop_after)
+        last_record: dict[str, float] = {}
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=f"{self.cfg.method.name}",
+            disable=not (train.progress and self.dist.is_main),
+            dynamic_ncols=True,
+        )
+        _current = self
+        window_start = time.monotonic()
+        try:
+            with _SignalGate() as gate:
+                while self.step < stop_at:
+                    for raw in self._batches():
+                        record = self._train_step(raw)
+                        self.step += 1
+                        batch = self.position.batch + 1
+                        epoch = self.position.epoch
+                        if batch == self.steps_per_epoch:
+                            epoch, batch = epoch + 1, 0
+                        self.position = DataPosition(epoch, batch)
+                        self._accumulate(record)
+                        bar.update(1)
+                        if self.step % train.log_every == 0 or self.step == stop_at:
+                            now = time.monotonic()
+                            last_record = self._flush_log(now - window_start)
+                            window_start = now
+                            if (
+                                train.online_probe_every > 0
+                                and self.step % train.online_probe_every == 0
+                            ) or self.step == stop_at:
+                                last_record.update(self._flush_probe())
+                            if self.logger is not None:
+                                self.logger.log(self.step, last_record)
+                            bar.set_postfix(loss=f"{last_record.get('loss', math.nan):.4f}")
+                        elif (
+                            train.online_probe_every > 0
+                            and self.step % train.online_probe_every == 0
+                            and self.logger is not None
+                        ):
+                            self.logger.log(self.step, self._flush_probe())
+                        if self._checkpoint_due():
+                            self.save_checkpoint("periodic")
+                        gate.deliver()
+                        if self.step >= stop_at:
+                            break
+                reason = "final" if self.step >= self.total_steps else "stop_after"
+                self.save_checkpoint(reason)
+        finally:
+            _current = None
+            bar.close()
+        return TrainResult(
+            step=self.step,
+            total_steps=self.total_steps,
+            stopped_early=self.step < self.total_steps,
+            last_record=last_record,
+        )
+
+    def _checkpoint_due(self) -> bool:
+        train = self.cfg.train
+        if train.checkpoint_every_steps > 0 and self.step % train.checkpoint_every_steps == 0:
+            return self.step < self.total_steps
+        if train.checkpoint_every_min > 0:
+            return time.monotonic() - self._last_save_time >= 60 * train.checkpoint_every_min
+        return False
