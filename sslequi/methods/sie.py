@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from sslequi.methods.base import Method, MethodConfig
 from sslequi.methods.distributed import gather
 from sslequi.methods.losses import covariance_penalty, invariance_mse, variance_hinge
+from sslequi.models.heads import mlp_projector, parse_mlp
 from sslequi.models.hypernetwork import PredictorConfig, build_predictor
 from sslequi.registry import register_method
 from sslequi.types import ACTION_DIMS, Batch, MethodSpec, Parts, StepOutput
@@ -44,23 +45,11 @@ COV_DENOMINATORS = ("actual", "arg")
 
 
 # ----------------------------------------------------------------------------- projector
-def mlp_projector(in_dim: int, widths: list[int] | tuple[int, ...]) -> nn.Sequential:
-    """SIE-code projector (`src/models.py` l. 1661): [Linear → BN1d → ReLU] × (L − 1) → Linear(no bias)."""
-    if not widths:
-        raise ValueError("a projector needs at least one layer width")
-    layers: list[nn.Module] = []
-    dims = [in_dim, *widths]
-    for a, b in zip(dims[:-2], dims[1:-1], strict=True):
-        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU(inplace=True)]
-    layers.append(nn.Linear(dims[-2], dims[-1], bias=False))
-    return nn.Sequential(*layers)
-
-
-def scaled_widths(mlp: list[int] | tuple[int, ...], share: float) -> list[int]:
+def scaled_widths(mlp: str, share: float) -> tuple[int, ...]:
     """Projector widths of one part: round(w · share) for each ``mlp`` width (§2.1)."""
-    widths = [round(w * share) for w in mlp]
+    widths = tuple(round(w * share) for w in parse_mlp(mlp))
     if min(widths) < 1:
-        raise ValueError(f"mlp {list(mlp)} scaled by share {share:.3f} gives an empty layer")
+        raise ValueError(f"mlp {mlp!r} scaled by share {share:.3f} gives an empty layer")
     return widths
 
 
@@ -124,7 +113,7 @@ class SIEConfig(MethodConfig):
 
     name: str = "sie"
     equi_dim: int | None = None  # e = size of the equivariant slice; None → D // 2 (256 of 512)
-    mlp: list[int] = field(default_factory=lambda: [2048, 2048, 2048])  # total projector widths
+    mlp: str = "2048-2048-2048"  # total projector widths (item 3), split by share
     sim_coeff: float = 10.0  # λ_sim
     equi_factor: float = 0.45  # λ_equi (paper/README); the argparse default 4.5 is item 1
     std_coeff: float = 10.0  # λ_std (applies to L_var and L_pvar)
@@ -138,9 +127,7 @@ class SIEConfig(MethodConfig):
     def __post_init__(self) -> None:
         if isinstance(self.predictor, Mapping):
             self.predictor = PredictorConfig(**self.predictor)
-        self.mlp = [int(w) for w in self.mlp]
-        if not self.mlp or min(self.mlp) < 1:
-            raise ValueError(f"{self.name}: mlp widths must be positive, got {self.mlp}")
+        parse_mlp(self.mlp)  # fails clearly on a malformed width string
         if self.cov_denominator not in COV_DENOMINATORS:
             raise ValueError(
                 f"{self.name}: cov_denominator must be one of {COV_DENOMINATORS}, "
