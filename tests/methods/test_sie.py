@@ -195,7 +195,9 @@ def _rotated_pairs(n: int, gen: torch.Generator) -> tuple[list[torch.Tensor], to
     """Images and their k·90° rotations; g = quaternion of a rotation by k·90° about z."""
     base = torch.randn(n, 3, 16, 16, generator=gen)
     k = torch.randint(0, 4, (n,), generator=gen)
-    rotated = torch.stack([torch.rot90(img, int(kk), dims=(1, 2)) for img, kk in zip(base, k)])
+    rotated = torch.stack(
+        [torch.rot90(img, int(kk), dims=(1, 2)) for img, kk in zip(base, k, strict=True)]
+    )
     half = k.float() * math.pi / 4  # half-angle
     quat = torch.stack([torch.zeros(n), torch.zeros(n), torch.sin(half), torch.cos(half)], 1)
     return [base, rotated], quat
