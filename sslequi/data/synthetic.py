@@ -32,7 +32,7 @@ import torch
 
 from sslequi.data.base import DatasetConfig, DatasetInfo, ObjectDataset
 from sslequi.registry import register_dataset
-from sslequi.types import Sample
+from sslequi.types import RawBatch, Sample, collate_samples
 
 # 3DIEBench normalisation (datasets.md §1.9), used by every reference repository.
 THREEDIE_MEAN = (0.5016, 0.5037, 0.5060)
@@ -324,3 +324,24 @@ class SyntheticObjects(ObjectDataset):
 
     def views_of(self, index: int) -> Sample:
         return self.render(index, list(range(self.config.views_per_object)))
+
+
+def synthetic_raw_batch(
+    batch_size: int, num_views: int, resolution: int = 16, seed: int = 0
+) -> tuple[RawBatch, DatasetInfo]:
+    """A collated uint8 batch of ``batch_size`` objects × ``num_views`` views, and its info.
+
+    For tests and benchmarks: pass it through ``make_batch_builder`` to get a ``Batch``.
+    """
+    config = SyntheticConfig(
+        resolution=resolution,
+        n_objects=batch_size,
+        views_per_object=max(num_views, 2),
+        seed=seed,
+    )
+    dataset = SyntheticObjects(config, "train", num_views)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    samples = [dataset[i] for i in range(batch_size)]
+    torch.random.set_rng_state(generator_state)
+    return collate_samples(samples), dataset.info
