@@ -19,6 +19,8 @@ from lightly.loss import NTXentLoss
 from torch import Tensor, nn
 
 from sslequi.methods.base import Method, MethodConfig
+from sslequi.methods.distributed import gather
+from sslequi.methods.losses import cross_view_infonce
 from sslequi.models.heads import mlp_projector
 from sslequi.registry import register_method
 from sslequi.types import Batch, MethodSpec, StepOutput
@@ -32,10 +34,17 @@ class SimCLRConfig(MethodConfig):
     projector: str = "2048-2048-2048"  # SIE's --mlp (methods.md §14)
     temperature: float = 0.1  # SIE code; 0.5 in seq-JEPA / E-SSL CIFAR / CARE CIFAR
     gather_distributed: bool = True  # negatives from every GPU (SIE, E-SSL IN)
+    # 'all': NT-Xent, 2N − 2 negatives; 'cross_view': E-SSL CIFAR's symmetrised InfoNCE with
+    # B − 1 cross-view negatives (methods.md §1.2, register item 14)
+    negatives: str = "all"
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise ValueError(f"simclr.temperature must be > 0, got {self.temperature}")
+        if self.negatives not in ("all", "cross_view"):
+            raise ValueError(
+                f"simclr.negatives must be 'all' or 'cross_view', got {self.negatives!r}"
+            )
 
 
 @register_method("simclr", config=SimCLRConfig)
@@ -57,6 +66,11 @@ class SimCLR(Method):
 
     def contrastive_loss(self, y_1: Tensor, y_2: Tensor) -> Tensor:
         """NT-Xent of the projected backbone features of two views (E-SimCLR reuses it)."""
+        if self.config.negatives == "cross_view":
+            z_1, z_2 = self.projector(y_1), self.projector(y_2)
+            if self.config.gather_distributed:
+                z_1, z_2 = gather(z_1), gather(z_2)
+            return cross_view_infonce(z_1, z_2, self.config.temperature)
         return self.criterion(self.projector(y_1), self.projector(y_2))
 
     def forward(self, batch: Batch) -> StepOutput:
