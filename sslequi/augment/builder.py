@@ -1,7 +1,10 @@
 """RawBatch (uint8, on the device) → Batch: augmentation, normalisation, actions.
 
-Interim version: converts and normalises the views a dataset delivered, with no 2D
-augmentation (the 3DIEBench protocol). The augmentation pipeline extends this.
+The one entry point the trainer and evaluators use (``make_batch_builder``). 2D datasets
+deliver one image per item (``info.distinct_views`` False) and the pipeline renders every
+view from it; 3D datasets deliver distinct renders, which the pipeline converts and
+normalises and, if the recipe lists ops, augments. The recipe ``none`` (or ``None``) is
+the 3DIEBench protocol: no 2D augmentation.
 """
 
 from __future__ import annotations
@@ -9,37 +12,67 @@ from __future__ import annotations
 import torch
 
 from sslequi.actions import ActionOptions, compute_actions
+from sslequi.augment.config import AugmentConfig
+from sslequi.augment.ops import rot90
 from sslequi.augment.params import ViewParams
+from sslequi.augment.pipeline import AugmentPipeline, build_pipeline
 from sslequi.data.base import DatasetInfo
-from sslequi.types import Batch, MethodSpec, RawBatch
+from sslequi.types import Batch, MethodSpec, RawBatch, RotatedViews
+
+
+def rotate_four_ways(images: torch.Tensor) -> RotatedViews:
+    """[B, C, s, s] → 4B images [x, rot90 x, rot180 x, rot270 x] with labels k
+    (k counter-clockwise quarter turns), as E-SSL's ``rotate_images`` (methods.md §7.2)."""
+    b = images.shape[0]
+    labels = torch.arange(4, device=images.device).repeat_interleave(b)
+    return RotatedViews(images=rot90(images.repeat(4, 1, 1, 1), labels), labels=labels)
 
 
 class BatchBuilder:
-    """Builds the ``Batch`` a method declared from a collated ``RawBatch``."""
+    """Builds the ``Batch`` a method declared from a collated ``RawBatch``.
+
+    ``generator`` None draws from torch's default generator of the batch's device, whose
+    state the trainer checkpoints, so a resumed run continues the same stream."""
 
     def __init__(
-        self, spec: MethodSpec, info: DatasetInfo, action_options: ActionOptions | None = None
+        self,
+        spec: MethodSpec,
+        info: DatasetInfo,
+        augment: AugmentConfig | None = None,
+        action_options: ActionOptions | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         self.spec = spec
         self.info = info
+        self.augment = augment or AugmentConfig()
         self.action_options = action_options or ActionOptions()
+        self.generator = generator
+        self.pipeline: AugmentPipeline = build_pipeline(self.augment, spec, info)
 
     def __call__(self, raw: RawBatch) -> Batch:
-        images = raw.images
-        if images.shape[1] < self.spec.num_views:
-            images = images[:, [i % images.shape[1] for i in range(self.spec.num_views)]]
-        mean = torch.tensor(self.info.mean, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.info.std, device=images.device).view(1, 3, 1, 1)
-        views = [(images[:, i].float() / 255.0 - mean) / std for i in range(self.spec.num_views)]
-        params = [ViewParams.empty() for _ in views]
-        actions = compute_actions(self.spec.actions, raw.latents, params, self.action_options)
+        params, rotated_params = self.pipeline.sample(raw.images, self.generator)
+        return self.render(raw, params, rotated_params)
+
+    def render(
+        self, raw: RawBatch, params: list[ViewParams], rotated_params: ViewParams | None = None
+    ) -> Batch:
+        """The batch for recorded ``params`` (replay: the same params give the same views)."""
+        views, rotated = self.pipeline.apply(raw.images, params, rotated_params)
+        available = raw.images.shape[1]
+        latents = raw.latents
+        if latents is not None and self.pipeline.distinct_views:
+            sources = [self.pipeline.source_of(i, available) for i in range(len(views))]
+            if sources != list(range(available)):
+                latents = latents[:, sources]
+        actions = compute_actions(self.spec.actions, latents, params, self.action_options)
         return Batch(
             views=views,
             params=params,
             actions=actions,
             labels=raw.labels,
             index=raw.index,
-            latents=raw.latents,
+            latents=latents,
+            rotated=None if rotated is None else rotate_four_ways(rotated),
         )
 
 
@@ -49,6 +82,22 @@ def make_batch_builder(
     augment: object,
     action_options: ActionOptions | None = None,
 ) -> BatchBuilder:
-    """The trainer's and evaluators' single entry point to build batches."""
-    del augment  # interim: no 2D augmentation yet
-    return BatchBuilder(spec, info, action_options)
+    """The trainer's and evaluators' single entry point to build batches.
+
+    ``augment``: an ``AugmentConfig`` (or a structured OmegaConf node of one), or None /
+    name 'none' for no 2D augmentation. The recipe is validated against the method's
+    ``spec`` and the dataset here, before any compute."""
+    return BatchBuilder(spec, info, _as_config(augment), action_options)
+
+
+def _as_config(augment: object) -> AugmentConfig | None:
+    if augment is None or isinstance(augment, AugmentConfig):
+        return augment
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(augment, DictConfig):
+        merged = OmegaConf.merge(OmegaConf.structured(AugmentConfig), augment)
+        config = OmegaConf.to_object(merged)
+        assert isinstance(config, AugmentConfig)
+        return config
+    raise TypeError(f"augment must be an AugmentConfig or None, got {type(augment).__name__}")

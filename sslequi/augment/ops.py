@@ -1,0 +1,767 @@
+"""Batched augmentation ops on [B, C, H, W] float tensors (CPU or GPU).
+
+Each op has a typed config, samples one parameter record per sample on the input's
+device (``sample``), and applies a record (``apply``), so a recorded view can be replayed
+exactly. Kernels are batched over samples with per-sample parameters and no per-sample
+Python loops:
+
+- crop + resize (+ flip): one pass of two batched matmuls with per-sample interpolation
+  matrices (bilinear, with torchvision's antialias filter when shrinking);
+- blur: the same batched-matmul form with reflect-padded Gaussian band matrices;
+- colour ops: elementwise blends (torchvision's ``_blend`` formulas) with per-sample
+  factors; hue via HSV, on the samples whose hue step it is;
+- rotation and affine: one ``grid_sample`` with per-sample matrices built like
+  torchvision's ``affine`` (pixel-centred, ``align_corners=False``, zero fill).
+
+Images are floats in [0, 1] until ``normalize``. With fixed parameters every op matches
+``torchvision.transforms.v2.functional`` (tolerances in ``tests/augment/test_ops.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sslequi.augment.params import (
+    AffineRecord,
+    BlurRecord,
+    ColorJitterRecord,
+    CropRecord,
+    FlipRecord,
+    GrayscaleRecord,
+    OpRecord,
+    Rot90Record,
+    RotationRecord,
+    SolarizeRecord,
+)
+from sslequi.registry import Registry
+
+Size = tuple[int, int]
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision rgb_to_grayscale
+
+
+class AugmentConfigError(ValueError):
+    """An augmentation recipe that cannot run (raised at config time)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Sampling helpers (all on the target device, from an optional generator)
+# ---------------------------------------------------------------------------------------
+
+
+def uniform(
+    n: int, low: float, high: float, device: torch.device, generator: torch.Generator | None
+) -> Tensor:
+    """[n] floats uniform in [low, high)."""
+    return torch.rand(n, device=device, generator=generator) * (high - low) + low
+
+
+def coin(n: int, p: float, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """[n] bools, True with probability p (always drawn, so streams do not depend on p)."""
+    return torch.rand(n, device=device, generator=generator) < p
+
+
+# ---------------------------------------------------------------------------------------
+# Kernels (pure functions of images and per-sample parameters)
+# ---------------------------------------------------------------------------------------
+
+
+def resize_matrix(
+    start: Tensor, length: Tensor, in_size: int, out_size: int, antialias: bool = True
+) -> Tensor:
+    """[B, out, in] weights that crop [start, start + length) and resize it to ``out_size``.
+
+    Equals ``F.interpolate(mode='bilinear', align_corners=False, antialias=antialias)``
+    applied to the integer crop: output pixel o samples the crop at
+    ``(o + 0.5) · length / out − 0.5`` with a triangle filter whose support widens by the
+    shrink factor when antialiasing (torchvision's default), renormalised at the crop
+    border (which is what clamping the source coordinate does for plain bilinear).
+    """
+    dtype = torch.float32
+    start = start.to(dtype)
+    length = length.to(dtype)
+    scale = length / out_size  # [B]
+    support = scale.clamp(min=1.0) if antialias else torch.ones_like(scale)
+    out_pos = torch.arange(out_size, device=start.device, dtype=dtype) + 0.5
+    centre = start[:, None] + scale[:, None] * out_pos[None, :]  # [B, out] in source pixels
+    src = torch.arange(in_size, device=start.device, dtype=dtype) + 0.5  # pixel centres
+    dist = (src[None, None, :] - centre[:, :, None]) / support[:, None, None]
+    weights = (1.0 - dist.abs()).clamp_(min=0.0)
+    inside = (src[None, :] > start[:, None]) & (src[None, :] < (start + length)[:, None])
+    weights = weights * inside[:, None, :]
+    return weights / weights.sum(-1, keepdim=True)
+
+
+def apply_separable(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """out[b, c] = rows[b] @ x[b, c] @ cols[b]ᵀ: rows [B, h, H], cols [B, w, W]."""
+    y = torch.matmul(x, cols.transpose(1, 2).unsqueeze(1))  # [B, C, H, w]
+    return torch.matmul(rows.unsqueeze(1), y)  # [B, C, h, w]
+
+
+def resized_crop(
+    x: Tensor,
+    top: Tensor,
+    left: Tensor,
+    height: Tensor,
+    width: Tensor,
+    size: Size,
+    flip: Tensor | None = None,
+    antialias: bool = True,
+) -> Tensor:
+    """Crop each sample's box and resize it to ``size`` in one pass; optionally flip
+    horizontally the samples where ``flip`` is True (folded into the column weights)."""
+    rows = resize_matrix(top, height, x.shape[-2], size[0], antialias)
+    cols = resize_matrix(left, width, x.shape[-1], size[1], antialias)
+    if flip is not None:
+        cols = torch.where(flip[:, None, None], cols.flip(1), cols)
+    return apply_separable(x.to(rows.dtype), rows, cols)
+
+
+def hflip(x: Tensor, mask: Tensor) -> Tensor:
+    """Flip the width axis of the samples where ``mask`` is True."""
+    return torch.where(mask[:, None, None, None], x.flip(-1), x)
+
+
+def grayscale_image(x: Tensor) -> Tensor:
+    """[B, 1, H, W] luma with torchvision's weights."""
+    r, g, b = x.unbind(1)
+    return (r * GRAY_WEIGHTS[0] + g * GRAY_WEIGHTS[1] + b * GRAY_WEIGHTS[2]).unsqueeze(1)
+
+
+def to_grayscale(x: Tensor, mask: Tensor) -> Tensor:
+    """Replace the samples where ``mask`` is True by their 3-channel luma."""
+    return torch.where(mask[:, None, None, None], grayscale_image(x).expand_as(x), x)
+
+
+def blend_step(x: Tensor, which: Tensor, factor: Tensor) -> Tensor:
+    """One brightness/contrast/saturation step, a different one per sample.
+
+    ``which`` [B]: 0 brightness (blend with black), 1 contrast (with the mean luma),
+    2 saturation (with the luma image), anything else leaves the sample unchanged
+    (factor must then be 1). Formula: torchvision ``_blend`` = clamp(f·x + (1 − f)·t)."""
+    gray = grayscale_image(x)
+    is_contrast = (which == 1).to(x.dtype)[:, None, None, None]
+    is_saturation = (which == 2).to(x.dtype)[:, None, None, None]
+    target = gray * is_saturation + gray.mean(dim=(1, 2, 3), keepdim=True) * is_contrast
+    f = factor.to(x.dtype)[:, None, None, None]
+    return (f * x + (1.0 - f) * target).clamp_(0.0, 1.0)
+
+
+def adjust_hue(x: Tensor, hue: Tensor) -> Tensor:
+    """Shift the HSV hue of each sample by ``hue`` [B] (fraction of a turn).
+
+    HSV as torchvision/Pillow computes it; the back-conversion uses the closed form
+    v − v·s·clamp(min(k, 4 − k), 0, 1), k = (n + 6h) mod 6, n = 5, 3, 1 for R, G, B,
+    which equals torchvision's table lookup."""
+    r, g, _ = x.unbind(1)
+    maxc, minc = torch.aminmax(x, dim=1)
+    chroma = maxc - minc
+    eqc = chroma == 0
+    safe = torch.where(eqc, torch.ones_like(chroma), chroma)
+    rc, gc, bc = ((maxc.unsqueeze(1) - x) / safe.unsqueeze(1)).unbind(1)
+    max_is_r = maxc == r
+    max_is_g = (maxc == g) & ~max_is_r
+    max_is_b = ~max_is_r & ~max_is_g
+    h = (bc - gc) * max_is_r + (2.0 + rc - bc) * max_is_g + (4.0 + gc - rc) * max_is_b
+    h = torch.fmod(h / 6.0 + 1.0, 1.0)
+    h = torch.remainder(h + hue.to(x.dtype)[:, None, None], 1.0)
+    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype)[None, :, None, None]
+    k = torch.remainder(n + 6.0 * h.unsqueeze(1), 6.0)
+    ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return maxc.unsqueeze(1) - chroma.unsqueeze(1) * ramp
+
+
+def color_jitter(x: Tensor, record: ColorJitterRecord) -> Tensor:
+    """Apply each sample's four jitter steps in its recorded order."""
+    factors = torch.stack([record.brightness, record.contrast, record.saturation], dim=1)
+    for position in range(4):
+        which = record.order[:, position]
+        active = record.applied & (which < 3)
+        factor = torch.where(active, factors.gather(1, which.clamp(max=2)[:, None]).squeeze(1), 1.0)
+        x = blend_step(x, torch.where(active, which, 3), factor)
+        hue_idx = torch.nonzero(record.applied & (which == 3) & (record.hue != 0)).squeeze(1)
+        if hue_idx.numel():
+            x = x.index_copy(0, hue_idx, adjust_hue(x[hue_idx], record.hue[hue_idx]))
+    return x
+
+
+def gaussian_kernels(sigma: Tensor, kernel_size: int) -> Tensor:
+    """[B, k] normalised 1-D Gaussians (torchvision ``_get_gaussian_kernel1d``);
+    σ = 0 gives the identity kernel."""
+    half = (kernel_size - 1) * 0.5
+    pos = torch.linspace(-half, half, kernel_size, device=sigma.device)
+    safe = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+    pdf = torch.exp(-0.5 * (pos[None, :] / safe[:, None]) ** 2)
+    identity = (pos.abs() < 0.5).to(pdf.dtype).expand_as(pdf)
+    pdf = torch.where(sigma[:, None] > 0, pdf, identity)
+    return pdf / pdf.sum(1, keepdim=True)
+
+
+def blur_matrix(kernels: Tensor, size: int) -> Tensor:
+    """[B, size, size] band matrices: 1-D convolution with reflect padding."""
+    k = kernels.shape[1]
+    half = k // 2
+    out = torch.arange(size, device=kernels.device)
+    src = out[:, None] + torch.arange(-half, k - half, device=kernels.device)[None, :]
+    # reflect (torch 'reflect' pad: -1 → 1, size → size - 2)
+    src = src.abs()
+    src = torch.where(src >= size, 2 * (size - 1) - src, src)
+    matrix = torch.zeros(kernels.shape[0], size, size, device=kernels.device, dtype=kernels.dtype)
+    index = src[None].expand(kernels.shape[0], -1, -1)
+    weights = kernels[:, None, :].expand(-1, size, -1)
+    return matrix.scatter_add_(2, index, weights)
+
+
+def gaussian_blur(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
+    """Separable Gaussian blur with per-sample σ (reflect padding, like torchvision)."""
+    if kernel_size > min(x.shape[-2:]):
+        raise AugmentConfigError(
+            f"blur kernel {kernel_size} is larger than the {tuple(x.shape[-2:])} image"
+        )
+    idx = torch.nonzero(sigma > 0).squeeze(1)
+    if idx.numel() == 0:
+        return x
+    kernels = gaussian_kernels(sigma[idx], kernel_size)
+    rows = blur_matrix(kernels, x.shape[-2])
+    cols = blur_matrix(kernels, x.shape[-1])
+    return x.index_copy(0, idx, apply_separable(x[idx], rows, cols))
+
+
+def solarize(x: Tensor, mask: Tensor, threshold: float) -> Tensor:
+    """Invert pixels ≥ threshold in the samples where ``mask`` is True."""
+    hit = mask[:, None, None, None] & (x >= threshold)
+    return torch.where(hit, 1.0 - x, x)
+
+
+def rot90(x: Tensor, k: Tensor) -> Tensor:
+    """Rotate each sample by k[b] counter-clockwise quarter turns (square images)."""
+    out = x
+    for turns in (1, 2, 3):
+        idx = torch.nonzero(k == turns).squeeze(1)
+        if idx.numel():
+            out = out.index_copy(0, idx, torch.rot90(x[idx], turns, dims=(-2, -1)))
+    return out
+
+
+def inverse_affine_matrices(angle: Tensor, translate: Tensor, scale: Tensor) -> Tensor:
+    """[B, 2, 3] output→input pixel maps about the image centre (torchvision
+    ``_get_inverse_affine_matrix`` with zero shear; ``angle`` counter-clockwise degrees,
+    the convention of ``rotate``)."""
+    rot = torch.deg2rad(-angle)  # affine's angle is clockwise: rotate passes −angle
+    cos, sin = torch.cos(rot), torch.sin(rot)
+    m0, m1 = cos / scale, sin / scale
+    m3, m4 = -sin / scale, cos / scale
+    tx, ty = translate[:, 0], translate[:, 1]
+    m2 = -m0 * tx - m1 * ty
+    m5 = -m3 * tx - m4 * ty
+    return torch.stack([m0, m1, m2, m3, m4, m5], dim=1).view(-1, 2, 3)
+
+
+def warp_affine(x: Tensor, matrices: Tensor, mode: str = "bilinear") -> Tensor:
+    """Resample each sample through its inverse matrix (zero fill, torchvision grid)."""
+    b, _, h, w = x.shape
+    dtype = x.dtype
+    xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, w, device=x.device, dtype=dtype)
+    ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, h, device=x.device, dtype=dtype)
+    base = torch.stack(
+        [xs[None, :].expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w, device=x.device)],
+        dim=-1,
+    ).view(1, h * w, 3)
+    norm = torch.tensor([0.5 * w, 0.5 * h], device=x.device, dtype=dtype)
+    theta = matrices.to(dtype).transpose(1, 2) / norm  # [B, 3, 2]
+    grid = torch.matmul(base, theta).view(b, h, w, 2)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def normalize(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
+    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+# ---------------------------------------------------------------------------------------
+# Op configs and ops
+# ---------------------------------------------------------------------------------------
+
+
+def _check_probability(name: str, p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise AugmentConfigError(f"op {name!r}: probability p={p} is outside [0, 1]")
+
+
+def _check_range(
+    name: str, field: str, bounds: tuple[float, float], low: float = -math.inf
+) -> None:
+    lo, hi = bounds
+    if lo > hi:
+        raise AugmentConfigError(f"op {name!r}: {field} range ({lo}, {hi}) is inverted")
+    if lo < low:
+        raise AugmentConfigError(f"op {name!r}: {field} range ({lo}, {hi}) goes below {low}")
+
+
+@dataclass
+class OpConfig:
+    """Fields every op has: the probability that a sample gets the op."""
+
+    p: float = 1.0
+
+
+C = TypeVar("C", bound=OpConfig)
+RecT = TypeVar("RecT", bound=OpRecord)
+
+
+class Op(ABC, Generic[C, RecT]):
+    """One augmentation step: sample a record per sample, apply records, replayably.
+
+    ``record_field`` is the ``ViewParams`` field the record goes to (``None`` for
+    deterministic ops such as ``normalize``)."""
+
+    name: ClassVar[str]
+    record_field: ClassVar[str | None]
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+        _check_probability(self.name, config.p)
+        self.validate_config()
+
+    def validate_config(self) -> None:
+        """Range checks of the config; raise ``AugmentConfigError``."""
+
+    def output_size(self, in_size: Size) -> Size:
+        return in_size
+
+    def check_input(self, in_size: Size) -> None:
+        """Checks that need the input size (known at config time)."""
+
+    @abstractmethod
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> RecT | None: ...
+
+    @abstractmethod
+    def apply(self, x: Tensor, record: RecT | None) -> Tensor: ...
+
+
+OPS: Registry[type[Op]] = Registry("augmentation op")
+
+
+def register_op(name: str, config: type[OpConfig]):  # type: ignore[no-untyped-def]
+    """Register an ``Op`` subclass under ``name`` with its config dataclass."""
+
+    def decorator(cls: type[Op]) -> type[Op]:
+        cls.name = name
+        return OPS.register(name, config=config)(cls)
+
+    return decorator
+
+
+@dataclass
+class CropConfig(OpConfig):
+    """Random resized crop (torchvision ``RandomResizedCrop``). ``size`` None keeps the
+    input size. Output larger than the input fails unless ``allow_upsample``."""
+
+    size: int | None = None
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+    antialias: bool = True
+    allow_upsample: bool = False
+
+
+@register_op("crop", config=CropConfig)
+class RandomResizedCrop(Op[CropConfig, CropRecord]):
+    record_field = "crop"
+
+    def validate_config(self) -> None:
+        c = self.config
+        _check_range(self.name, "scale", c.scale, low=0.0)
+        _check_range(self.name, "ratio", c.ratio, low=0.0)
+        if c.scale[1] > 1.0:
+            raise AugmentConfigError(
+                f"op 'crop': scale upper bound {c.scale[1]} > 1 asks for a crop larger than the image"
+            )
+        if c.scale[1] <= 0.0 or c.ratio[0] <= 0.0:
+            raise AugmentConfigError("op 'crop': scale and ratio must be positive")
+        if c.size is not None and c.size < 1:
+            raise AugmentConfigError(f"op 'crop': size must be ≥ 1, got {c.size}")
+
+    def output_size(self, in_size: Size) -> Size:
+        return in_size if self.config.size is None else (self.config.size, self.config.size)
+
+    def check_input(self, in_size: Size) -> None:
+        out = self.output_size(in_size)
+        if not self.config.allow_upsample and (out[0] > in_size[0] or out[1] > in_size[1]):
+            raise AugmentConfigError(
+                f"op 'crop': output {out[0]}×{out[1]} is larger than the {in_size[0]}×{in_size[1]} "
+                "image it is cut from (set allow_upsample: true if intended)"
+            )
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> CropRecord:
+        """torchvision ``RandomResizedCrop.get_params``, batched: 10 tries, first valid
+        one wins, else the ratio-clamped centre crop."""
+        height, width = in_size
+        area = float(height * width)
+        tries = 10
+        c = self.config
+        target = area * (
+            torch.rand(n, tries, device=device, generator=generator) * (c.scale[1] - c.scale[0])
+            + c.scale[0]
+        )
+        log_lo, log_hi = math.log(c.ratio[0]), math.log(c.ratio[1])
+        aspect = torch.exp(
+            torch.rand(n, tries, device=device, generator=generator) * (log_hi - log_lo) + log_lo
+        )
+        w = torch.round(torch.sqrt(target * aspect))
+        h = torch.round(torch.sqrt(target / aspect))
+        u_top = torch.rand(n, tries, device=device, generator=generator)
+        u_left = torch.rand(n, tries, device=device, generator=generator)
+        top = torch.floor(u_top * (height - h + 1))
+        left = torch.floor(u_left * (width - w + 1))
+        valid = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        first = torch.argmax(valid.to(torch.int8), dim=1, keepdim=True)
+        any_valid = valid.any(1)
+        pick = [t.gather(1, first).squeeze(1) for t in (top, left, h, w)]
+        fb = self._fallback(in_size)
+        top_, left_, h_, w_ = (
+            torch.where(any_valid, p, torch.full_like(p, v)) for p, v in zip(pick, fb, strict=False)
+        )
+        applied = coin(n, c.p, device, generator)
+        full = (0.0, 0.0, float(height), float(width))
+        top_, left_, h_, w_ = (
+            torch.where(applied, p, torch.full_like(p, v))
+            for p, v in zip((top_, left_, h_, w_), full, strict=False)
+        )
+        return CropRecord(
+            applied=applied,
+            top=top_,
+            left=left_,
+            height=h_,
+            width=w_,
+            source_size=in_size,
+            size=self.output_size(in_size),
+        )
+
+    def _fallback(self, in_size: Size) -> tuple[float, float, float, float]:
+        height, width = in_size
+        in_ratio = width / height
+        lo, hi = self.config.ratio
+        if in_ratio < lo:
+            w, h = width, int(round(width / lo))
+        elif in_ratio > hi:
+            h, w = height, int(round(height * hi))
+        else:
+            w, h = width, height
+        return float((height - h) // 2), float((width - w) // 2), float(h), float(w)
+
+    def apply(self, x: Tensor, record: CropRecord | None, flip: Tensor | None = None) -> Tensor:
+        assert record is not None
+        return resized_crop(
+            x,
+            record.top,
+            record.left,
+            record.height,
+            record.width,
+            record.size,
+            flip=flip,
+            antialias=self.config.antialias,
+        )
+
+
+@register_op("flip", config=OpConfig)
+class HorizontalFlip(Op[OpConfig, FlipRecord]):
+    record_field = "flip"
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> FlipRecord:
+        return FlipRecord(applied=coin(n, self.config.p, device, generator))
+
+    def apply(self, x: Tensor, record: FlipRecord | None) -> Tensor:
+        assert record is not None
+        return hflip(x, record.applied)
+
+
+@dataclass
+class ColorJitterConfig(OpConfig):
+    """torchvision ``ColorJitter`` strengths: factors U[max(0, 1 − s), 1 + s], hue
+    U[−h, h]; the four steps run in a random order per sample."""
+
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.1
+
+
+@register_op("color_jitter", config=ColorJitterConfig)
+class ColorJitter(Op[ColorJitterConfig, ColorJitterRecord]):
+    record_field = "color_jitter"
+
+    def validate_config(self) -> None:
+        c = self.config
+        for field in ("brightness", "contrast", "saturation"):
+            if getattr(c, field) < 0:
+                raise AugmentConfigError(f"op 'color_jitter': {field} must be ≥ 0")
+        if not 0.0 <= c.hue <= 0.5:
+            raise AugmentConfigError(f"op 'color_jitter': hue {c.hue} must lie in [0, 0.5]")
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> ColorJitterRecord:
+        c = self.config
+
+        def factor(strength: float) -> Tensor:
+            return uniform(n, max(0.0, 1.0 - strength), 1.0 + strength, device, generator)
+
+        brightness, contrast, saturation = (
+            factor(c.brightness),
+            factor(c.contrast),
+            factor(c.saturation),
+        )
+        hue = uniform(n, -c.hue, c.hue, device, generator)
+        order = torch.argsort(torch.rand(n, 4, device=device, generator=generator), dim=1)
+        applied = coin(n, c.p, device, generator)
+        one = torch.ones_like(brightness)
+        return ColorJitterRecord(
+            applied=applied,
+            brightness=torch.where(applied, brightness, one),
+            contrast=torch.where(applied, contrast, one),
+            saturation=torch.where(applied, saturation, one),
+            hue=torch.where(applied, hue, torch.zeros_like(hue)),
+            order=order,
+        )
+
+    def apply(self, x: Tensor, record: ColorJitterRecord | None) -> Tensor:
+        assert record is not None
+        return color_jitter(x, record)
+
+
+@register_op("grayscale", config=OpConfig)
+class RandomGrayscale(Op[OpConfig, GrayscaleRecord]):
+    record_field = "grayscale"
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> GrayscaleRecord:
+        return GrayscaleRecord(applied=coin(n, self.config.p, device, generator))
+
+    def apply(self, x: Tensor, record: GrayscaleRecord | None) -> Tensor:
+        assert record is not None
+        return to_grayscale(x, record.applied)
+
+
+@dataclass
+class BlurConfig(OpConfig):
+    """Gaussian blur, σ ~ U(sigma); ``kernel_size`` odd, or 0 = ≈ 10 % of the image side
+    rounded to odd (SimCLR's 23 px at 224)."""
+
+    sigma: tuple[float, float] = (0.1, 2.0)
+    kernel_size: int = 0
+
+
+@register_op("blur", config=BlurConfig)
+class GaussianBlur(Op[BlurConfig, BlurRecord]):
+    record_field = "blur"
+
+    def validate_config(self) -> None:
+        c = self.config
+        _check_range(self.name, "sigma", c.sigma, low=0.0)
+        if c.sigma[0] <= 0:
+            raise AugmentConfigError("op 'blur': sigma must be > 0")
+        if c.kernel_size < 0 or (c.kernel_size and c.kernel_size % 2 == 0):
+            raise AugmentConfigError(
+                f"op 'blur': kernel_size must be odd (or 0 = automatic), got {c.kernel_size}"
+            )
+
+    def kernel_size(self, in_size: Size) -> int:
+        if self.config.kernel_size:
+            return self.config.kernel_size
+        k = max(3, int(round(0.1 * min(in_size))))
+        return k if k % 2 else k + 1
+
+    def check_input(self, in_size: Size) -> None:
+        k = self.kernel_size(in_size)
+        if k // 2 >= min(in_size):
+            raise AugmentConfigError(f"op 'blur': kernel {k} is too large for a {in_size} image")
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> BlurRecord:
+        c = self.config
+        sigma = uniform(n, c.sigma[0], c.sigma[1], device, generator)
+        applied = coin(n, c.p, device, generator)
+        return BlurRecord(
+            applied=applied,
+            sigma=torch.where(applied, sigma, torch.zeros_like(sigma)),
+            kernel_size=self.kernel_size(in_size),
+        )
+
+    def apply(self, x: Tensor, record: BlurRecord | None) -> Tensor:
+        assert record is not None
+        return gaussian_blur(x, record.sigma, record.kernel_size)
+
+
+@dataclass
+class SolarizeConfig(OpConfig):
+    threshold: float = 0.5
+
+
+@register_op("solarize", config=SolarizeConfig)
+class RandomSolarize(Op[SolarizeConfig, SolarizeRecord]):
+    record_field = "solarize"
+
+    def validate_config(self) -> None:
+        if not 0.0 <= self.config.threshold <= 1.0:
+            raise AugmentConfigError("op 'solarize': threshold must lie in [0, 1]")
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> SolarizeRecord:
+        return SolarizeRecord(
+            applied=coin(n, self.config.p, device, generator), threshold=self.config.threshold
+        )
+
+    def apply(self, x: Tensor, record: SolarizeRecord | None) -> Tensor:
+        assert record is not None
+        return solarize(x, record.applied, record.threshold)
+
+
+@register_op("rot90", config=OpConfig)
+class RandomRot90(Op[OpConfig, Rot90Record]):
+    """k ~ U{0, 1, 2, 3} counter-clockwise quarter turns (k = 0 where skipped)."""
+
+    record_field = "rot90"
+
+    def check_input(self, in_size: Size) -> None:
+        if in_size[0] != in_size[1]:
+            raise AugmentConfigError(f"op 'rot90' needs square images, got {in_size}")
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> Rot90Record:
+        k = torch.randint(0, 4, (n,), device=device, generator=generator)
+        applied = coin(n, self.config.p, device, generator)
+        return Rot90Record(applied=applied, k=torch.where(applied, k, torch.zeros_like(k)))
+
+    def apply(self, x: Tensor, record: Rot90Record | None) -> Tensor:
+        assert record is not None
+        return rot90(x, record.k)
+
+
+@dataclass
+class RotationConfig(OpConfig):
+    """Rotation by U(degrees) counter-clockwise about the centre, zero fill."""
+
+    degrees: tuple[float, float] = (-180.0, 180.0)
+    interpolation: str = "bilinear"
+
+
+@register_op("rotation", config=RotationConfig)
+class RandomRotation(Op[RotationConfig, RotationRecord]):
+    record_field = "rotation"
+
+    def validate_config(self) -> None:
+        _check_range(self.name, "degrees", self.config.degrees)
+        if self.config.interpolation not in ("bilinear", "nearest"):
+            raise AugmentConfigError("op 'rotation': interpolation must be bilinear or nearest")
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> RotationRecord:
+        lo, hi = self.config.degrees
+        angle = uniform(n, lo, hi, device, generator)
+        applied = coin(n, self.config.p, device, generator)
+        return RotationRecord(applied=applied, angle=torch.where(applied, angle, 0.0))
+
+    def apply(self, x: Tensor, record: RotationRecord | None) -> Tensor:
+        assert record is not None
+        n = x.shape[0]
+        matrices = inverse_affine_matrices(
+            record.angle, torch.zeros(n, 2, device=x.device), torch.ones(n, device=x.device)
+        )
+        warped = warp_affine(x, matrices, self.config.interpolation)
+        return torch.where(record.applied[:, None, None, None], warped, x)
+
+
+@dataclass
+class AffineConfig(OpConfig):
+    """Translation by U(±translate · side) pixels per axis and scale U(scale)."""
+
+    translate: tuple[float, float] = (0.1, 0.1)
+    scale: tuple[float, float] = (0.9, 1.1)
+    interpolation: str = "bilinear"
+
+
+@register_op("affine", config=AffineConfig)
+class RandomAffine(Op[AffineConfig, AffineRecord]):
+    record_field = "affine"
+
+    def validate_config(self) -> None:
+        c = self.config
+        _check_range(self.name, "scale", c.scale, low=0.0)
+        if c.scale[0] <= 0:
+            raise AugmentConfigError("op 'affine': scale must be > 0")
+        if not all(0.0 <= t <= 1.0 for t in c.translate):
+            raise AugmentConfigError("op 'affine': translate fractions must lie in [0, 1]")
+        if c.interpolation not in ("bilinear", "nearest"):
+            raise AugmentConfigError("op 'affine': interpolation must be bilinear or nearest")
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> AffineRecord:
+        c = self.config
+        max_dx, max_dy = c.translate[0] * in_size[1], c.translate[1] * in_size[0]
+        tx = torch.round(uniform(n, -max_dx, max_dx, device, generator))
+        ty = torch.round(uniform(n, -max_dy, max_dy, device, generator))
+        scale = uniform(n, c.scale[0], c.scale[1], device, generator)
+        applied = coin(n, c.p, device, generator)
+        translate = torch.where(applied[:, None], torch.stack([tx, ty], 1), 0.0)
+        return AffineRecord(
+            applied=applied, translate=translate, scale=torch.where(applied, scale, 1.0)
+        )
+
+    def apply(self, x: Tensor, record: AffineRecord | None) -> Tensor:
+        assert record is not None
+        angle = torch.zeros(x.shape[0], device=x.device)
+        matrices = inverse_affine_matrices(angle, record.translate, record.scale)
+        warped = warp_affine(x, matrices, self.config.interpolation)
+        return torch.where(record.applied[:, None, None, None], warped, x)
+
+
+@dataclass
+class NormalizeConfig(OpConfig):
+    """Explicit normalisation; empty mean/std = the dataset's constants."""
+
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+
+@register_op("normalize", config=NormalizeConfig)
+class Normalize(Op[NormalizeConfig, OpRecord]):
+    """Deterministic: records nothing. The pipeline appends one with the dataset's
+    constants unless the view lists its own."""
+
+    record_field = None
+
+    def validate_config(self) -> None:
+        c = self.config
+        if self.config.p != 1.0:
+            raise AugmentConfigError("op 'normalize' is deterministic: p must be 1")
+        if len(c.mean) != len(c.std):
+            raise AugmentConfigError("op 'normalize': mean and std need the same length")
+        if any(s <= 0 for s in c.std):
+            raise AugmentConfigError("op 'normalize': std must be > 0")
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> None:
+        return None
+
+    def apply(self, x: Tensor, record: OpRecord | None) -> Tensor:
+        return normalize(x, self.config.mean, self.config.std)
