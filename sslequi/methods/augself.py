@@ -50,13 +50,13 @@ class AugSelfConfig(MethodConfig):
     """SimCLR + AugSelf options (SIE-code defaults)."""
 
     name: str = "augself"
-    mlp: str = "2048-2048-2048"
+    projector: str = "2048-2048-2048"
     temperature: float = 0.1
     ec_weight: float = 1.0  # w on the AugSelf regression
     action: str = "rotation_quat"  # regression target; 'rot_color' for RotColor
 
     def __post_init__(self) -> None:
-        parse_mlp(self.mlp)
+        parse_mlp(self.projector)
         if self.action not in ACTION_DIMS:
             raise ValueError(
                 f"augself: unknown action {self.action!r}; known {sorted(ACTION_DIMS)}"
@@ -74,7 +74,7 @@ class AugSelf(Method):
 
     def __init__(self, config: AugSelfConfig, backbone: nn.Module, feature_dim: int) -> None:
         super().__init__(config, backbone, feature_dim)
-        self.projector = mlp_projector(feature_dim, parse_mlp(config.mlp))
+        self.projector = mlp_projector(feature_dim, parse_mlp(config.projector))
         self.head = augself_head(feature_dim, ACTION_DIMS[config.action])
 
     def spec(self) -> MethodSpec:

@@ -3,7 +3,7 @@
 Devillers & Lefort, ICLR 2023 (arXiv 2211.01244, id unverified); implementation followed:
 ``facebookresearch/SIE:src/models.py`` ``SimCLREquiMod`` (l. 1018) and ``VICRegEquiMod``
 (l. 901) (methods.md §3). Two full projectors read the whole backbone output y: h_inv and
-h_equi (both ``mlp``). The predictor p_g (hypernetwork by default, or the concatenation
+h_equi (both of widths ``projector``, SIE ``--mlp``). The predictor p_g (hypernetwork by default, or the concatenation
 MLP) maps z_e = h_equi(y) of view 1 onto view 2's z′_e.
 
 - ``flavour="simclr"``: L = NT-Xent(z_inv, z′_inv) + w · NT-Xent(p_g(z_e), z′_e), τ = 0.1,
@@ -47,7 +47,7 @@ class EquiModConfig(MethodConfig):
 
     name: str = "equimod"
     flavour: str = "simclr"  # 'simclr' (SimCLREquiMod) or 'vicreg' (VICRegEquiMod)
-    mlp: str = "2048-2048-2048"  # each of the two projectors
+    projector: str = "2048-2048-2048"  # each of the two projectors
     temperature: float = 0.1  # NT-Xent τ (SIE --simclr-temp)
     equi_weight: float = 1.0  # w on the equivariance loss
     sim_coeff: float = 10.0  # VICReg flavour
@@ -59,7 +59,7 @@ class EquiModConfig(MethodConfig):
     def __post_init__(self) -> None:
         if isinstance(self.predictor, Mapping):
             self.predictor = PredictorConfig(**self.predictor)
-        parse_mlp(self.mlp)
+        parse_mlp(self.projector)
         if self.flavour not in FLAVOURS:
             raise ValueError(f"equimod: flavour must be one of {FLAVOURS}, got {self.flavour!r}")
         if self.action not in ACTION_DIMS:
@@ -81,7 +81,7 @@ class EquiMod(Method):
     def __init__(self, config: EquiModConfig, backbone: nn.Module, feature_dim: int) -> None:
         super().__init__(config, backbone, feature_dim)
         self.predictor_action = config.action  # instance value: the configured encoding
-        widths = parse_mlp(config.mlp)
+        widths = parse_mlp(config.projector)
         self.projector_inv = mlp_projector(feature_dim, widths)
         self.projector_equi = mlp_projector(feature_dim, widths)
         self.predictor = build_predictor(config.predictor, widths[-1], ACTION_DIMS[config.action])

@@ -40,7 +40,7 @@ class SENConfig(MethodConfig):
     """SEN options (SIE `SimCLROnlyEqui` defaults)."""
 
     name: str = "sen"
-    mlp: str = "2048-2048-2048"
+    projector: str = "2048-2048-2048"
     temperature: float = 0.1
     action: str = "rotation_quat"  # 'rot_color' for the RotColor variant
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
@@ -48,7 +48,7 @@ class SENConfig(MethodConfig):
     def __post_init__(self) -> None:
         if isinstance(self.predictor, Mapping):
             self.predictor = PredictorConfig(**self.predictor)
-        parse_mlp(self.mlp)
+        parse_mlp(self.projector)
         if self.action not in ACTION_DIMS:
             raise ValueError(f"sen: unknown action {self.action!r}; known {sorted(ACTION_DIMS)}")
         if self.temperature <= 0:
@@ -66,7 +66,7 @@ class SEN(Method):
     def __init__(self, config: SENConfig, backbone: nn.Module, feature_dim: int) -> None:
         super().__init__(config, backbone, feature_dim)
         self.predictor_action = config.action  # instance value: the configured encoding
-        widths = parse_mlp(config.mlp)
+        widths = parse_mlp(config.projector)
         self.projector = mlp_projector(feature_dim, widths)
         self.predictor = build_predictor(config.predictor, widths[-1], ACTION_DIMS[config.action])
 

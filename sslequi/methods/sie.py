@@ -3,7 +3,7 @@
 arXiv 2302.10283; code ``facebookresearch/SIE`` at ``54541cf`` (methods.md §2).
 
 The backbone output y ∈ ℝ^D splits into y_inv = y[:D − e] (first dims) and y_equi = y[D − e:]
-(last dims). Each part has its own projector, whose widths are the ``mlp`` widths scaled by
+(last dims). Each part has its own projector, whose widths are the ``projector`` widths (SIE ``--mlp``) scaled by
 the part's share of D (§2.1). The equivariant embedding of view 1 is mapped by a
 hypernetwork predictor conditioned on the relative rotation g = quat(R₁ᵀR₂) (x, y, z, w):
 ẑ′_e = W(g) z_e, W(g) = Σ_k g_k A_k (§1.5). The loss (§2.2) is
@@ -15,7 +15,7 @@ L_cov = c(Z) + c(Z′) on the concatenation Z = [z_inv ‖ z_equi] (gathered ove
 L_pvar = ½ v(Ẑ′_e) on the gathered predictions.
 
 Defaults follow the paper / README command (register §0.7): λ_sim 10, λ_equi 0.45 (the
-argparse default 4.5 is an option, item 1), λ_std 10, λ_cov 1, mlp 2048-2048-2048
+argparse default 4.5 is an option, item 1), λ_std 10, λ_cov 1, projector 2048-2048-2048
 (item 3), covariance over the actual batch (the code divides by its batch-size argument
 minus one: ``cov_denominator="arg"``, item 4). As in the code, L_inv and L_equi use the
 local batch and variance/covariance the gathered batch (item 5).
@@ -45,11 +45,11 @@ COV_DENOMINATORS = ("actual", "arg")
 
 
 # ----------------------------------------------------------------------------- projector
-def scaled_widths(mlp: str, share: float) -> tuple[int, ...]:
-    """Projector widths of one part: round(w · share) for each ``mlp`` width (§2.1)."""
-    widths = tuple(round(w * share) for w in parse_mlp(mlp))
+def scaled_widths(projector: str, share: float) -> tuple[int, ...]:
+    """Projector widths of one part: round(w · share) for each total width (§2.1)."""
+    widths = tuple(round(w * share) for w in parse_mlp(projector))
     if min(widths) < 1:
-        raise ValueError(f"mlp {mlp!r} scaled by share {share:.3f} gives an empty layer")
+        raise ValueError(f"projector {projector!r} scaled by share {share:.3f} is empty")
     return widths
 
 
@@ -113,7 +113,7 @@ class SIEConfig(MethodConfig):
 
     name: str = "sie"
     equi_dim: int | None = None  # e = size of the equivariant slice; None → D // 2 (256 of 512)
-    mlp: str = "2048-2048-2048"  # total projector widths (item 3), split by share
+    projector: str = "2048-2048-2048"  # total projector widths (item 3), split by share
     sim_coeff: float = 10.0  # λ_sim
     equi_factor: float = 0.45  # λ_equi (paper/README); the argparse default 4.5 is item 1
     std_coeff: float = 10.0  # λ_std (applies to L_var and L_pvar)
@@ -127,7 +127,7 @@ class SIEConfig(MethodConfig):
     def __post_init__(self) -> None:
         if isinstance(self.predictor, Mapping):
             self.predictor = PredictorConfig(**self.predictor)
-        parse_mlp(self.mlp)  # fails clearly on a malformed width string
+        parse_mlp(self.projector)  # fails clearly on a malformed width string
         if self.cov_denominator not in COV_DENOMINATORS:
             raise ValueError(
                 f"{self.name}: cov_denominator must be one of {COV_DENOMINATORS}, "
@@ -189,11 +189,11 @@ class SIE(Method):
         config.validate(feature_dim)
         self.equi_dim = config.equi_dim_for(feature_dim)
         self.inv_dim = feature_dim - self.equi_dim
-        equi_widths = scaled_widths(config.mlp, self.equi_dim / feature_dim)
+        equi_widths = scaled_widths(config.projector, self.equi_dim / feature_dim)
         self.projector_equi = mlp_projector(self.equi_dim, equi_widths)
         self.projector_inv: nn.Module | None = None
         if self.inv_dim > 0:
-            inv_widths = scaled_widths(config.mlp, self.inv_dim / feature_dim)
+            inv_widths = scaled_widths(config.projector, self.inv_dim / feature_dim)
             self.projector_inv = mlp_projector(self.inv_dim, inv_widths)
         assert self.predictor_action is not None
         self.predictor = build_predictor(

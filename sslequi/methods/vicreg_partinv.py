@@ -1,7 +1,7 @@
 """VICReg-PartInv: VICReg whose invariance covers only part of the embedding.
 
 SIE baseline (Garrido et al. 2023; ``facebookresearch/SIE:src/models.py`` ``VICRegPartInv``
-l. 1555; methods.md §2.3): one projector y → z ∈ ℝ^E (``mlp``), and
+l. 1555; methods.md §2.3): one projector y → z ∈ ℝ^E (widths ``projector``, SIE ``--mlp``), and
 
     L = λ_sim MSE(z[:, :E − e], z′[:, :E − e]) + λ_std (½ v(Z) + ½ v(Z′)) + λ_cov (c(Z) + c(Z′)),
 
@@ -42,22 +42,22 @@ class VICRegPartInvConfig(MethodConfig):
     """Options (SIE code defaults, methods.md §2.3, §2.7)."""
 
     name: str = "vicreg_partinv"
-    mlp: str = "2048-2048-2048"
+    projector: str = "2048-2048-2048"
     equi_dim: int | None = None  # e: embedding dims left out of the invariance; None → D // 2
     sim_coeff: float = 10.0
     std_coeff: float = 10.0
     cov_coeff: float = 1.0
 
     def __post_init__(self) -> None:
-        parse_mlp(self.mlp)
+        parse_mlp(self.projector)
 
     def validate(self, feature_dim: int) -> None:
-        embedding = parse_mlp(self.mlp)[-1]
+        embedding = parse_mlp(self.projector)[-1]
         equi = feature_dim // 2 if self.equi_dim is None else self.equi_dim
         if not 0 < equi < embedding:
             raise ValueError(
                 f"{self.name}: equi_dim={equi} must satisfy 0 < equi_dim < embedding width "
-                f"{embedding} (last width of mlp={self.mlp!r})"
+                f"{embedding} (last width of projector={self.projector!r})"
             )
 
 
@@ -71,7 +71,7 @@ class VICRegPartInv(Method):
     def __init__(self, config: VICRegPartInvConfig, backbone: nn.Module, feature_dim: int) -> None:
         super().__init__(config, backbone, feature_dim)
         config.validate(feature_dim)
-        widths = parse_mlp(config.mlp)
+        widths = parse_mlp(config.projector)
         equi = feature_dim // 2 if config.equi_dim is None else config.equi_dim
         self.inv_dims = widths[-1] - equi
         self.projector = mlp_projector(feature_dim, widths)

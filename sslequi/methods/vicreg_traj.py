@@ -45,7 +45,7 @@ class VICRegTrajConfig(MethodConfig):
     """VICReg-Traj options (seq-JEPA harness defaults)."""
 
     name: str = "vicreg_traj"
-    mlp: str = "2048-2048-2048"
+    projector: str = "2048-2048-2048"
     sim_coeff: float = 25.0
     std_coeff: float = 25.0
     cov_coeff: float = 1.0
@@ -53,7 +53,7 @@ class VICRegTrajConfig(MethodConfig):
     normalize_center: bool = False
 
     def __post_init__(self) -> None:
-        parse_mlp(self.mlp)
+        parse_mlp(self.projector)
 
 
 @register_method("vicreg_traj", config=VICRegTrajConfig)
@@ -65,7 +65,7 @@ class VICRegTraj(Method):
 
     def __init__(self, config: VICRegTrajConfig, backbone: nn.Module, feature_dim: int) -> None:
         super().__init__(config, backbone, feature_dim)
-        self.projector = mlp_projector(feature_dim, parse_mlp(config.mlp))
+        self.projector = mlp_projector(feature_dim, parse_mlp(config.projector))
 
     def spec(self) -> MethodSpec:
         return MethodSpec(num_views=3, structure="triplets")

@@ -94,7 +94,7 @@ def test_terms_match_explicit_formulation() -> None:
 def test_weights_paper_defaults_and_nopvar() -> None:
     cfg = SIEConfig()
     assert (cfg.sim_coeff, cfg.equi_factor, cfg.std_coeff, cfg.cov_coeff) == (10, 0.45, 10, 1)
-    assert cfg.mlp == "2048-2048-2048" and cfg.cov_denominator == "actual"
+    assert cfg.projector == "2048-2048-2048" and cfg.cov_denominator == "actual"
     terms = {
         k: torch.tensor(v) for k, v in dict(inv=1.0, equi=2.0, var=3.0, pvar=4.0, cov=5.0).items()
     }
@@ -104,7 +104,7 @@ def test_weights_paper_defaults_and_nopvar() -> None:
 
 
 def test_forward_total_equals_weighted_terms(tiny_backbone, make_spec_batch) -> None:
-    method = SIE(SIEConfig(mlp=TINY_MLP), tiny_backbone(16), 16)
+    method = SIE(SIEConfig(projector=TINY_MLP), tiny_backbone(16), 16)
     out = method(make_spec_batch(method.spec()))
     t = out.terms
     expected = 10 * t["inv"] + 4.5 * t["equi"] + 10 * (t["var"] + t["pvar"]) + t["cov"]
@@ -129,10 +129,10 @@ def test_resnet18_shapes_match_reference() -> None:
 
 
 def test_split_defaults_to_half_and_scales_widths() -> None:
-    cfg = SIEConfig(mlp="64-64")
+    cfg = SIEConfig(projector="64-64")
     assert cfg.equi_dim_for(16) == 8
     assert scaled_widths("64-64", 0.25) == (16, 16)
-    method = SIE(SIEConfig(mlp="64-64", equi_dim=4), torch.nn.Identity(), 16)
+    method = SIE(SIEConfig(projector="64-64", equi_dim=4), torch.nn.Identity(), 16)
     assert method.parts().invariant == slice(0, 12)
     assert method.embed_equivariant(torch.randn(3, 4)).shape == (3, 16)  # 64 · 4/16
     assert method.projector_inv is not None
@@ -149,7 +149,7 @@ def test_bad_options_fail_clearly() -> None:
     with pytest.raises(ValueError, match="cov_denominator"):
         SIEConfig(cov_denominator="global")
     with pytest.raises(ValueError, match="not an integer"):
-        SIEConfig(mlp="2048-x")
+        SIEConfig(projector="2048-x")
 
 
 # --------------------------------------------------------------------------- variants
@@ -165,14 +165,14 @@ def test_variants_are_registered_with_their_configs() -> None:
 
 
 def test_rotcolor_declares_six_dim_action(tiny_backbone, make_spec_batch) -> None:
-    method = SIERotColor(SIERotColorConfig(mlp=TINY_MLP), tiny_backbone(16), 16)
+    method = SIERotColor(SIERotColorConfig(projector=TINY_MLP), tiny_backbone(16), 16)
     assert method.spec().actions == ("rot_color",)
     assert method.predictor_action == "rot_color"
     assert torch.isfinite(method(make_spec_batch(method.spec())).loss)
 
 
 def test_onlyequi_uses_one_projector(tiny_backbone, make_spec_batch) -> None:
-    method = SIEOnlyEqui(SIEOnlyEquiConfig(mlp=TINY_MLP), tiny_backbone(16), 16)
+    method = SIEOnlyEqui(SIEOnlyEquiConfig(projector=TINY_MLP), tiny_backbone(16), 16)
     assert method.projector_inv is None
     assert method.parts().invariant is None and method.parts().equivariant == slice(0, 16)
     out = method(make_spec_batch(method.spec()))
@@ -183,7 +183,7 @@ def test_onlyequi_uses_one_projector(tiny_backbone, make_spec_batch) -> None:
 
 
 def test_nopvar_drops_prediction_variance(tiny_backbone, make_spec_batch) -> None:
-    method = SIENoPVar(SIENoPVarConfig(mlp=TINY_MLP), tiny_backbone(16), 16)
+    method = SIENoPVar(SIENoPVarConfig(projector=TINY_MLP), tiny_backbone(16), 16)
     out = method(make_spec_batch(method.spec()))
     t = out.terms
     expected = 10 * t["inv"] + 4.5 * t["equi"] + 10 * t["var"] + t["cov"]
@@ -222,7 +222,7 @@ def test_training_lowers_equivariance_error(tiny_backbone) -> None:
 
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    method = SIE(SIEConfig(mlp=TINY_MLP), tiny_backbone(16), 16)
+    method = SIE(SIEConfig(projector=TINY_MLP), tiny_backbone(16), 16)
     opt = torch.optim.Adam(method.parameters(), lr=3e-3)
 
     def batch() -> Batch:
