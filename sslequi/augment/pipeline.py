@@ -128,22 +128,26 @@ class ViewPipeline:
         device: torch.device,
         generator: torch.Generator | None = None,
         chunks: int | None = None,
+        independent_chunks: bool = True,
     ) -> ViewParams:
-        """Draw every op's parameters. With ``chunks`` = K, draw K sets and give each set
-        to a contiguous chunk of B/K samples (K = 1: one set for the whole batch)."""
-        n = batch_size if chunks is None else chunks
-        if chunks is not None and batch_size % chunks:
-            raise AugmentConfigError(
-                f"chunk-shared view {self.name!r}: batch size {batch_size} is not divisible "
-                f"by {chunks} chunks"
-            )
+        """Draw every op's parameters, once per sample, or with ``chunks`` = K once per
+        contiguous chunk of B/K samples (``independent_chunks`` False: one draw shared by
+        every chunk)."""
+        n = batch_size
+        if chunks is not None:
+            if batch_size % chunks:
+                raise AugmentConfigError(
+                    f"chunk-shared view {self.name!r}: batch size {batch_size} is not "
+                    f"divisible by {chunks} chunks"
+                )
+            n = chunks if independent_chunks else 1
         params = ViewParams(chunks=chunks)
-        for op, size in zip(self.ops, self.sizes(in_size), strict=False):
+        for op, size in zip(self.ops, self.sizes(in_size), strict=True):
             record = op.sample(n, size, device, generator)
             if record is None or op.record_field is None:
                 continue
-            if chunks is not None:
-                repeat = batch_size // chunks
+            if n != batch_size:
+                repeat = batch_size // n
                 record = record.map_tensors(lambda t, r=repeat: t.repeat_interleave(r, dim=0))
             setattr(params, op.record_field, record)
         return params
@@ -203,9 +207,7 @@ class AugmentPipeline:
         return (i if src is None else src) % available
 
     def chunks_for(self, view: ViewPipeline) -> int | None:
-        if not view.chunk_shared:
-            return None
-        return self.chunks if self.independent_chunks else 1
+        return self.chunks if view.chunk_shared else None
 
     def sample(
         self, images: Tensor, generator: torch.Generator | None = None
@@ -214,7 +216,9 @@ class AugmentPipeline:
         b, v = images.shape[:2]
         size = (images.shape[-2], images.shape[-1])
         params = [
-            view.sample(b, size, images.device, generator, self.chunks_for(view))
+            view.sample(
+                b, size, images.device, generator, self.chunks_for(view), self.independent_chunks
+            )
             for view in self.views
         ]
         rotated = None
