@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from sslequi.actions import ActionOptions
-from sslequi.data.base import ImageDataset, ObjectDataset
+from sslequi.data.base import DatasetConfig, ImageDataset, ObjectDataset
 from sslequi.evaluation import metrics
 from sslequi.evaluation.features import (
     FeatureCache,
@@ -581,7 +581,7 @@ def evaluate_method(
 # ----------------------------------------------------------------------------- run dirs
 
 
-def _load_run(run_dir: Path, which: str) -> Any:
+def _load_run(run_dir: Path, which: str, device: torch.device) -> Any:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
     checkpoints = run_dir / "checkpoints"
@@ -591,22 +591,27 @@ def _load_run(run_dir: Path, which: str) -> Any:
         )
     from sslequi.train.checkpoint import load_method
 
-    return load_method(run_dir, which=which)
+    return load_method(run_dir, which=which, map_location=device)
 
 
-def _dataset_config(run_dir: Path, overrides: dict[str, Any]) -> Any:
-    """The run's dataset config with ``overrides`` merged (typed via resolve_config)."""
+def dataset_config_with(base: DatasetConfig, overrides: dict[str, Any]) -> DatasetConfig:
+    """``base`` with ``overrides`` merged; a different ``name`` starts from that dataset's schema."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    from sslequi.config import resolve_config
+    from sslequi.config import import_components
+    from sslequi.registry import DATASETS
 
-    raw = OmegaConf.load(run_dir / "config.yaml")
-    if overrides:
-        if "name" in overrides and overrides["name"] != raw.dataset.get("name"):
-            raw.dataset = OmegaConf.create(dict(overrides))
-        else:
-            raw.dataset = OmegaConf.merge(raw.dataset, overrides)
-    return resolve_config(raw).dataset
+    if not overrides:
+        return base
+    import_components()
+    name = str(overrides.get("name", base.name))
+    schema = DATASETS.entry(name).config or type(base)
+    try:
+        start = OmegaConf.structured(base if name == base.name else schema)
+        return OmegaConf.to_object(OmegaConf.merge(start, overrides))  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        raise ValueError(f"eval dataset override {overrides}: {error}") from None
 
 
 def evaluate_run(cfg: EvalConfig, progress_print: Callable[[str], None] = print) -> list[ResultRow]:
@@ -617,14 +622,14 @@ def evaluate_run(cfg: EvalConfig, progress_print: Callable[[str], None] = print)
     if not cfg.run:
         raise ValueError("sslequi-eval needs run=<run directory>")
     run_dir = Path(cfg.run)
-    loaded = _load_run(run_dir, cfg.checkpoint)
+    loaded = _load_run(run_dir, cfg.checkpoint, resolve_device(cfg.device))
     method: Method = loaded.method
-    dataset_cfg = _dataset_config(run_dir, dict(cfg.dataset))
+    dataset_cfg = dataset_config_with(loaded.config.dataset, dict(cfg.dataset))
     views = max(2, method.spec().num_views)
     splits = list(dict.fromkeys([cfg.train_split, *cfg.eval_splits]))
     datasets = {split: build_dataset(dataset_cfg, split, views) for split in splits}
     if cfg.ood_dataset is not None:
-        ood_cfg = _dataset_config(run_dir, dict(cfg.ood_dataset))
+        ood_cfg = dataset_config_with(loaded.config.dataset, dict(cfg.ood_dataset))
         datasets["ood"] = build_dataset(ood_cfg, cfg.ood_split, views)
     identity = RunIdentity(
         run=run_dir.name,

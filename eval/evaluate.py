@@ -1,0 +1,9 @@
+"""Evaluate a run directory: ``python eval/evaluate.py run=<run dir> probes=[linear,rotation]``.
+
+A thin script over ``sslequi-eval`` (sslequi/cli/evaluate.py); the same Hydra overrides apply.
+"""
+
+from sslequi.cli.evaluate import main
+
+if __name__ == "__main__":
+    main()
