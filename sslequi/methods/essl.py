@@ -56,6 +56,13 @@ def rotation_head(
     return nn.Sequential(*layers)
 
 
+def _import_methods() -> None:
+    """Register every method module, so ``base`` may name any of them."""
+    from sslequi.config import import_components
+
+    import_components()
+
+
 def rotation_classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """L_rot = mean CE over the 4B rotated samples (§7.1)."""
     return F.cross_entropy(logits, labels)
@@ -91,6 +98,7 @@ class ESSLConfig(MethodConfig):
 
     def base_config(self) -> MethodConfig:
         """The base method's registered config with ``base_overrides`` applied."""
+        _import_methods()
         entry = METHODS.entry(self.base)  # unknown names list the alternatives
         config_class = entry.config
         if config_class is None or not dataclasses.is_dataclass(config_class):
@@ -117,6 +125,7 @@ class ESSL(Method):
         super().__init__(config, backbone, feature_dim)
         # The backbone belongs to the base method; keep one copy in the module tree.
         del self._modules["backbone"]
+        _import_methods()
         base_class = METHODS.get(config.base)
         self.base = base_class(config.base_config(), backbone, feature_dim)
         if self.base.spec().rotated_view is not None:
