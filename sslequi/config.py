@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -272,20 +273,117 @@ def register_configs() -> None:
 
 
 def _typed_node(schema: type, node: Any, where: str) -> tuple[Any, dict[str, Any]]:
-    """Merge ``node`` onto ``schema`` and instantiate it, or fail naming the key."""
+    """Merge ``node`` onto ``schema`` and instantiate it, or fail naming the key.
+
+    OmegaConf checks keys and types against a mirror of ``schema`` whose annotations it
+    understands (``Literal`` → its base type); ``_construct`` then checks the ``Literal``
+    choices and builds the real dataclass (running its ``__post_init__`` checks).
+    """
     try:
-        base = OmegaConf.structured(schema)
+        base = OmegaConf.structured(_omegaconf_schema(schema))
         OmegaConf.set_readonly(base, False)
         merged = OmegaConf.merge(base, node)
         container = OmegaConf.to_container(merged, resolve=True, enum_to_str=True)
-        return OmegaConf.to_object(merged), container  # type: ignore[return-value]
+        values = OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None)
-        message = getattr(error, "msg", str(error)).splitlines()[0]
+        message = getattr(error, "msg", str(error)).splitlines()[0].replace("Schema'", "'")
         prefix = f"{where}.{key}" if key else where
         raise ConfigError(f"config {prefix}: {message} (schema {schema.__name__})") from None
+    try:
+        return _construct(schema, values, where), container  # type: ignore[arg-type]
     except (TypeError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
         raise ConfigError(f"config {where}: {error}") from None
+
+
+_SCHEMAS: dict[type, type] = {}
+
+
+def _omegaconf_annotation(annotation: Any) -> Any:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        kinds = {type(a) for a in args}
+        return kinds.pop() if len(kinds) == 1 else Any
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            inner = _omegaconf_annotation(rest[0])
+            return inner if len(rest) == len(args) else typing.Optional[inner]  # noqa: UP045
+        return Any
+    if origin in (list, tuple):
+        items = [a for a in args if a is not Ellipsis]
+        inner = _omegaconf_annotation(items[0]) if len(set(items)) == 1 else Any
+        return list[inner]  # type: ignore[valid-type]
+    if origin is dict:
+        return dict[args[0], _omegaconf_annotation(args[1])]  # type: ignore[valid-type]
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return _omegaconf_schema(annotation)
+    return annotation
+
+
+def _omegaconf_schema(cls: type) -> type:
+    """A mutable mirror of dataclass ``cls`` with annotations OmegaConf accepts."""
+    if cls not in _SCHEMAS:
+        hints = typing.get_type_hints(cls)
+        specs = []
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            default: Any = field(default=_plain(f.default))
+            if f.default_factory is not dataclasses.MISSING:
+                factory = f.default_factory
+                default = field(default_factory=lambda factory=factory: _plain(factory()))
+            elif f.default is dataclasses.MISSING:
+                default = field(default=MISSING)
+            specs.append((f.name, _omegaconf_annotation(hints[f.name]), default))
+        _SCHEMAS[cls] = dataclasses.make_dataclass(f"{cls.__name__}Schema", specs)
+    return _SCHEMAS[cls]
+
+
+def _plain(value: Any) -> Any:
+    """A default as OmegaConf accepts it: dataclass instances as their mirror, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        mirror = _omegaconf_schema(type(value))
+        return mirror(
+            **{f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        )
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _construct(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        f.name: _coerce(hints[f.name], values[f.name], f"{where}.{f.name}")
+        for f in dataclasses.fields(cls)
+        if f.init and f.name in values
+    }
+    return cls(**kwargs)
+
+
+def _coerce(annotation: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"config {where}: {value!r} is not one of {choices}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        return _coerce(rest[0], value, where) if len(rest) == 1 else value
+    if origin is tuple and isinstance(value, list):
+        items = [a for a in args if a is not Ellipsis] or [Any]
+        return tuple(_coerce(items[min(i, len(items) - 1)], v, where) for i, v in enumerate(value))
+    if origin is list and isinstance(value, list) and args:
+        return [_coerce(args[0], v, where) for v in value]
+    if dataclasses.is_dataclass(annotation) and isinstance(value, Mapping):
+        return _construct(annotation, value, where)  # type: ignore[arg-type]
+    return value
 
 
 def _registered_node(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import signal
 import threading
@@ -60,7 +61,7 @@ from sslequi.train.optim import (
     warmup_steps,
 )
 from sslequi.train.rundir import RunDir
-from sslequi.train.sampler import ResumableSampler
+from sslequi.train.sampler import ResumableSampler, SeededItems
 from sslequi.types import Batch, RawBatch, StepOutput, collate_samples
 
 HANDLED_SIGNALS = frozenset({signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM})
@@ -97,7 +98,7 @@ class DistInfo:
     @classmethod
     def current(cls) -> DistInfo:
         if dist.is_available() and dist.is_initialized():
-            local = int(__import__("os").environ.get("LOCAL_RANK", "0"))
+            local = int(os.environ.get("LOCAL_RANK", "0"))
             return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local)
         return cls()
 
@@ -210,7 +211,7 @@ class Trainer:
         self.total_steps = train.steps or train.epochs * self.steps_per_epoch
         self.loader_generator = torch.Generator()
         self.loader = DataLoader(
-            dataset,
+            SeededItems(dataset),
             batch_size=self.per_rank_batch,
             sampler=self.sampler,
             drop_last=True,
