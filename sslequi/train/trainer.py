@@ -9,7 +9,8 @@ checkpoints every N steps, every M minutes, at the end and on request.
 Signals. While ``fit`` runs, SIGUSR1, SIGUSR2 and SIGTERM are blocked in the training
 thread (and in every thread it starts) with ``signal.pthread_sigmask``; they are unblocked
 only between steps, where a handler someone else installed (submitit's) runs and may call
-``current_trainer().save_checkpoint(reason)``. The trainer installs no handler itself.
+``current_trainer().save_checkpoint(reason)``. The trainer installs no handler of its own:
+it only defers an installed one to the next step boundary (see ``_SignalGate``).
 
 Distributed. If ``torch.distributed`` is initialised, the data is sharded with a
 resumable sampler, the per-rank batch is ``batch_size / world_size``, the model is wrapped
@@ -145,28 +146,56 @@ class _StepModule(nn.Module):
 
 
 class _SignalGate:
-    """Blocks the handled signals except at step boundaries (see the module docstring)."""
+    """Runs SIGUSR1/SIGUSR2/SIGTERM handlers only at step boundaries (module docstring).
+
+    The signals are blocked in this thread with ``pthread_sigmask``. A signal can still land
+    in a thread that existed before (torch's OpenMP pool), and CPython would then run the
+    Python handler in this thread mid-step; so for the duration of ``fit`` an installed
+    Python handler is wrapped: a signal arriving mid-step is recorded, and the original
+    handler is called with it at the next boundary. Handlers are restored on exit.
+    """
 
     def __init__(self) -> None:
         self.active = threading.current_thread() is threading.main_thread() and hasattr(
             signal, "pthread_sigmask"
         )
-        self._previous: set[signal.Signals] = set()
+        self._previous_mask: set[signal.Signals] = set()
+        self._originals: dict[int, Any] = {}
+        self._pending: list[int] = []
+
+    def _record(self, signum: int, frame: object) -> None:
+        self._pending.append(signum)
 
     def __enter__(self) -> _SignalGate:
         if self.active:
-            self._previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+            for number in HANDLED_SIGNALS:
+                handler = signal.getsignal(number)
+                if callable(handler):
+                    self._originals[number] = handler
+                    signal.signal(number, self._record)
+            self._previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         return self
 
     def deliver(self) -> None:
-        """Let pending signals run their handlers now (CPython runs them inside the unblock)."""
-        if self.active:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS - self._previous)
-            signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        """Call the handlers of signals that arrived (CPython runs pending ones on unblock)."""
+        if not self.active:
+            return
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS - self._previous_mask)
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        while self._pending:
+            number = self._pending.pop(0)
+            self._originals[number](number, None)
 
-    def __exit__(self, *exc: object) -> None:
-        if self.active:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._previous)
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if not self.active:
+            return
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._previous_mask)
+        for number, handler in self._originals.items():
+            signal.signal(number, handler)
+        if exc_type is None:
+            while self._pending:
+                number = self._pending.pop(0)
+                self._originals[number](number, None)
 
 
 def resolve_device(name: str, dist_info: DistInfo) -> torch.device:
