@@ -1,7 +1,7 @@
 """Typed schemas of the ``submitit_local`` and ``slurm`` launchers (the ``launcher`` group).
 
 They subclass ``sslequi.config.LauncherConfig`` (``local``: in-process, owned by the core)
-and register with ``register_launcher_config``, so ``resolve_config`` types them. The
+and register in ``LAUNCHER_CONFIGS`` (as schema), so ``resolve_config`` types them. The
 ``launcher`` node of the run config is the single source of truth for where and how a run
 executes (harness_lessons.md §7.1): ``hydra.launcher`` only selects our Hydra plugin
 (``hydra_plugins/sslequi_launcher``), which reads this node.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sslequi.config import ConfigError, LauncherConfig, register_launcher_config
+from sslequi.config import LAUNCHER_CONFIGS, ConfigError, LauncherConfig
 
 
 class LauncherConfigError(ConfigError):
@@ -65,7 +65,6 @@ class SubmitLauncherConfig(LauncherConfig):
         return 1
 
 
-@register_launcher_config("submitit_local")
 @dataclass
 class SubmititLocalLauncherConfig(SubmitLauncherConfig):
     """Processes on this machine through submitit's ``LocalExecutor`` (harness_lessons.md §7.7).
@@ -77,15 +76,16 @@ class SubmititLocalLauncherConfig(SubmitLauncherConfig):
     name: str = "submitit_local"
 
 
-@register_launcher_config("slurm")
 @dataclass
 class SlurmLauncherConfig(SubmitLauncherConfig):
     """SLURM through submitit's ``SlurmExecutor``; a sweep becomes one array job (§7.2).
 
+    ``wait`` defaults to False here: a cluster sweep returns once it is queued.
     ``additional_parameters`` forces raw ``#SBATCH`` flags (e.g. ``{"mail-type": "END"}``).
     """
 
     name: str = "slurm"
+    wait: bool = False
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
@@ -100,6 +100,14 @@ class SlurmLauncherConfig(SubmitLauncherConfig):
 
     def nodes_count(self) -> int:
         return self.nodes
+
+
+# Registered with ``config=`` so that ``resolve_config`` merges the node onto the schema.
+for _name, _schema in (
+    ("submitit_local", SubmititLocalLauncherConfig),
+    ("slurm", SlurmLauncherConfig),
+):
+    LAUNCHER_CONFIGS.register(_name, config=_schema)(_schema)
 
 
 def check_launcher_values(config: SubmitLauncherConfig) -> None:

@@ -1,131 +1,78 @@
-"""Names of sweeps and runs: run names from the swept overrides, unique sweep ids.
+"""Names of sweeps and their runs: default sweep names, unique sweep ids, collision checks.
 
-A sweep's run names are the ``key=value`` pairs that differ between its points, joined
-as Hydra's ``override_dirname`` joins them (``method=sie,seed=0``). The sweep id adds a UTC
-time stamp and a random suffix to the sweep name and is claimed by creating its directory,
-so run directories never collide, even for concurrent sweeps in one output root.
+Run names (slugs) come from the overrides through ``sslequi.train.rundir.run_slug``, the
+same function a single run uses. The sweep id is the sweep name plus a UTC time stamp and
+a random suffix, claimed by creating its directory, so run directories never collide, even
+for concurrent sweeps in one output root.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-# Overrides that choose where or how a run executes never name it.
-_NON_NAMING_PREFIXES = ("hydra", "launcher")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
-MAX_NAME_LENGTH = 120
+from sslequi.config import ConfigError
+
+# Overrides that choose where or how a run executes never name a sweep.
+_NON_NAMING_ROOTS = ("hydra", "launcher", "logger")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class RunNameCollisionError(ValueError):
-    """Two points of one sweep would share a run name (and so a run directory)."""
+class RunNameCollisionError(ConfigError):
+    """Two points of one sweep would share a run directory."""
 
 
-@dataclass(frozen=True)
-class ParsedOverride:
-    """One ``key=value`` command-line override, with Hydra's ``+``/``++``/``~`` prefix removed."""
-
-    key: str
-    value: str
+def safe_name(text: str) -> str:
+    """``text`` with characters outside ``[A-Za-z0-9._-]`` replaced by ``-`` (never empty)."""
+    return _UNSAFE.sub("-", text).strip("-.") or "sweep"
 
 
-def parse_overrides(overrides: Sequence[str]) -> list[ParsedOverride]:
-    """Parse overrides with Hydra's own grammar (quoting, ``+key``, ``group/option``)."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [
-        ParsedOverride(key=item.key_or_group, value=item.get_value_element_as_str())
-        for item in parsed
-        if not item.is_delete()
-    ]
+def swept_keys(task_overrides: Sequence[str]) -> list[str]:
+    """Keys a multirun sweeps (``seed=0,1``, ``method=glob(*)``, ``lr=range(...)``), in order.
 
-
-def _names_run(key: str) -> bool:
-    root = key.split("/")[0].split(".")[0]
-    return root not in _NON_NAMING_PREFIXES
-
-
-def swept_keys(job_overrides: Sequence[Sequence[str]]) -> list[str]:
-    """Keys whose value differs between the points of a sweep, in first-seen order."""
-    values: dict[str, set[str | None]] = {}
-    parsed_jobs = [{item.key: item.value for item in parse_overrides(job)} for job in job_overrides]
-    for job in parsed_jobs:
-        for key in job:
-            values.setdefault(key, set())
-    for key in values:
-        values[key] = {job.get(key) for job in parsed_jobs}
-    return [key for key, seen in values.items() if len(seen) > 1 and _names_run(key)]
-
-
-def run_name(overrides: Sequence[str], keys: Sequence[str] | None = None) -> str:
-    """The run name of one point: its ``key=value`` overrides for ``keys`` (all if None).
-
-    Characters outside ``[A-Za-z0-9._=,+-]`` become ``_``; a name longer than
-    ``MAX_NAME_LENGTH`` is cut and suffixed with a hash of the full name. No override → ``run``.
+    Parsed with Hydra's own override grammar; keys under ``hydra``, ``launcher`` and
+    ``logger`` never name a sweep.
     """
-    pairs = [
-        f"{item.key}={item.value}"
-        for item in parse_overrides(overrides)
-        if _names_run(item.key) and (keys is None or item.key in keys)
+    parsed = OverridesParser.create().parse_overrides(list(task_overrides))
+    return [
+        item.key_or_group
+        for item in parsed
+        if item.is_sweep_override()
+        and item.key_or_group.split("/")[0].split(".")[0] not in _NON_NAMING_ROOTS
     ]
-    if not pairs:
-        return "run"
-    full = ",".join(pairs)
-    safe = _UNSAFE.sub("_", full.replace("/", "."))
-    if len(safe) > MAX_NAME_LENGTH:
-        digest = hashlib.sha1(full.encode()).hexdigest()[:8]
-        safe = f"{safe[: MAX_NAME_LENGTH - 9]}-{digest}"
-    return safe
 
 
-def sweep_run_names(job_overrides: Sequence[Sequence[str]]) -> list[str]:
-    """One run name per sweep point; colliding names are rejected before any submission."""
-    keys = swept_keys(job_overrides)
-    if len(job_overrides) == 1:
-        names = [run_name(job_overrides[0])]
-    else:
-        names = [run_name(job, keys) for job in job_overrides]
-    seen: dict[str, int] = {}
-    for index, name in enumerate(names):
-        if name in seen:
-            first = seen[name]
+def default_sweep_name(task_overrides: Sequence[str]) -> str:
+    """``<swept keys joined by '-'>`` (``sweep`` when nothing is swept)."""
+    keys = swept_keys(task_overrides)
+    return safe_name("-".join(keys))[:60] if keys else "sweep"
+
+
+def check_unique_run_dirs(run_dirs: Sequence[Path], job_overrides: Sequence[Sequence[str]]) -> None:
+    """Reject a sweep whose points share a run directory (their overrides name them alike)."""
+    first_index: dict[Path, int] = {}
+    for index, run_dir in enumerate(run_dirs):
+        if run_dir in first_index:
+            first = first_index[run_dir]
             raise RunNameCollisionError(
                 f"sweep points #{first} ({' '.join(job_overrides[first])}) and #{index} "
-                f"({' '.join(job_overrides[index])}) both get run name {name!r}; "
-                "make their overrides differ (duplicate values in a sweep list?)"
+                f"({' '.join(job_overrides[index])}) would both run in {run_dir} (run name "
+                f"{run_dir.name!r}); make their overrides differ (a value listed twice, or "
+                "values equal once reduced to [A-Za-z0-9._-]?)"
             )
-        seen[name] = index
-    return names
+        first_index[run_dir] = index
 
 
-def default_sweep_name(job_overrides: Sequence[Sequence[str]]) -> str:
-    """``sweep-<swept keys>`` (or ``sweep`` for a one-point multirun)."""
-    keys = swept_keys(job_overrides)
-    if not keys:
-        return "sweep"
-    return _UNSAFE.sub("_", "sweep-" + "-".join(key.replace("/", ".") for key in keys))[:80]
+def new_sweep_id(sweep_name: str) -> str:
+    """``<sweep name>-<UTC YYYYmmdd-HHMMSS>-<6 random hex>``.
 
-
-def claim_sweep_dir(parent: Path, sweep_name: str) -> tuple[str, Path]:
-    """Create ``parent/<sweep_name>-<UTC stamp>-<random>`` atomically; return (sweep id, dir).
-
-    ``mkdir(exist_ok=False)`` makes the claim atomic, so two concurrent sweeps (even with
-    the same name in the same second) never share a directory.
+    The launcher claims it by creating the sweep directory (``mkdir`` fails if it exists),
+    so two concurrent sweeps, even with one name in the same second, never share one.
     """
-    parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    for _ in range(100):
-        sweep_id = f"{sweep_name}-{stamp}-{secrets.token_hex(3)}"
-        directory = parent / sweep_id
-        try:
-            directory.mkdir()
-        except FileExistsError:
-            continue
-        return sweep_id, directory
-    raise RuntimeError(f"could not claim a fresh sweep directory under {parent}")
+    return f"{safe_name(sweep_name)}-{stamp}-{secrets.token_hex(3)}"

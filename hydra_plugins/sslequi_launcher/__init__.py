@@ -1,0 +1,1 @@
+"""Hydra launcher plugin ``sslequi`` (selected by ``launcher=submitit_local|slurm``)."""

@@ -1,0 +1,263 @@
+"""Plan a sweep before anything is submitted: check every point, name it, place it.
+
+``plan_sweep`` loads and resolves each point's config, runs the core's ``validate`` with the
+launcher's world size, and adds the launcher's own checks (issue 7 "Bad input"): ``sbatch``
+on PATH for SLURM, a time limit that leaves room for a checkpoint and the signal, one task
+per GPU, no SyncBatchNorm on CPU, identical launcher options across the points of one
+array, and no two points in one run directory. Only then is the sweep directory claimed.
+
+Each point then receives extra overrides that pin where it runs, so a requeued job (same
+overrides) lands in the same run directory and resumes: the sweep id (which places Hydra's
+output directory = the run directory, ``pretrain.yaml``), the run slug, and the wandb
+group (= the sweep name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from sslequi.config import ConfigError, ResolvedConfig, resolve_config, validate
+from sslequi.launcher import ddp
+from sslequi.launcher.config import (
+    LauncherConfigError,
+    SlurmLauncherConfig,
+    SubmitLauncherConfig,
+    check_launcher_values,
+)
+from sslequi.launcher.naming import (
+    check_unique_run_dirs,
+    default_sweep_name,
+    new_sweep_id,
+    safe_name,
+)
+from sslequi.launcher.sweeps import MANIFEST_NAME, ManifestRun, SweepManifest, utc_now
+from sslequi.train.rundir import run_slug
+
+SUBMITIT_DIR = ".submitit"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One sweep point: the user's overrides, the ones the job receives, and its run dir."""
+
+    index: int
+    user_overrides: list[str]
+    job_overrides: list[str]
+    run_slug: str
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A checked sweep with a claimed directory, ready for submission."""
+
+    launcher: SubmitLauncherConfig
+    sweep_name: str
+    sweep_id: str
+    sweep_dir: Path
+    runs: list[PlannedRun]
+
+    @property
+    def submitit_folder(self) -> Path:
+        """submitit's pickles and logs: ``<sweep dir>/.submitit/<job id>``."""
+        return self.sweep_dir / SUBMITIT_DIR / "%j"
+
+    def manifest(self, job_ids: Sequence[str]) -> SweepManifest:
+        """The manifest of this plan once the scheduler gave ``job_ids`` (one per run)."""
+        array_id = None
+        if isinstance(self.launcher, SlurmLauncherConfig) and job_ids:
+            array_id = job_ids[0].split("_")[0]
+        return SweepManifest(
+            sweep_name=self.sweep_name,
+            sweep_id=self.sweep_id,
+            launcher=self.launcher.name,
+            sweep_dir=str(self.sweep_dir),
+            submitit_folder=str(self.submitit_folder),
+            array_id=array_id,
+            created=utc_now(),
+            runs=[
+                ManifestRun(
+                    index=run.index,
+                    overrides=run.user_overrides,
+                    run_slug=run.run_slug,
+                    run_dir=str(run.run_dir),
+                    job_id=job_id,
+                )
+                for run, job_id in zip(self.runs, job_ids, strict=True)
+            ],
+        )
+
+
+def _quoted(value: str) -> str:
+    """A Hydra override value quoted as a plain string."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def uses_cuda(launcher: SubmitLauncherConfig, resolved: ResolvedConfig) -> bool:
+    """Whether the job's processes will train on GPUs."""
+    if resolved.train.device == "cpu" or launcher.gpus_per_node == 0:
+        return False
+    if isinstance(launcher, SlurmLauncherConfig):
+        return True  # the allocation has GPUs even if this login node has none
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def check_launcher(launcher: SubmitLauncherConfig, resolved: ResolvedConfig) -> None:
+    """The launcher's own bad-input checks (before submission, issue 7)."""
+    check_launcher_values(launcher)
+    if isinstance(launcher, SlurmLauncherConfig):
+        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        if missing:
+            raise LauncherConfigError(
+                f"launcher=slurm needs {' and '.join(missing)} on PATH, and this machine has "
+                "none: submit from a SLURM login node, or use launcher=submitit_local to run "
+                "the same jobs here"
+            )
+    elif launcher.gpus_per_node > 0 and resolved.train.device != "cpu":
+        import torch
+
+        if torch.cuda.device_count() < launcher.gpus_per_node:
+            raise LauncherConfigError(
+                f"launcher.gpus_per_node={launcher.gpus_per_node} but this machine has "
+                f"{torch.cuda.device_count()} GPU(s)"
+            )
+    ddp.check_tasks_per_node(launcher)
+    ddp.check_sync_batchnorm(launcher, uses_cuda(launcher, resolved))
+    limit_s = launcher.timeout_min * 60
+    needed_s = resolved.train.checkpoint_every_min * 60 + launcher.signal_delay_s
+    if limit_s < needed_s:
+        raise LauncherConfigError(
+            f"launcher.timeout_min={launcher.timeout_min:g} ({limit_s:g} s) is shorter than "
+            f"train.checkpoint_every_min={resolved.train.checkpoint_every_min:g} min plus "
+            f"launcher.signal_delay_s={launcher.signal_delay_s} ({needed_s:g} s): the job "
+            "would be signalled before its first periodic checkpoint. Raise the time limit "
+            "or lower checkpoint_every_min / signal_delay_s."
+        )
+
+
+@contextlib.contextmanager
+def _hydra_config_of(cfg: DictConfig) -> Iterator[None]:
+    """Make ``cfg`` Hydra's current config, so ``${hydra:...}`` resolves as in its job."""
+    instance = HydraConfig.instance()
+    previous = instance.cfg
+    instance.set_config(cfg)
+    try:
+        yield
+    finally:
+        instance.cfg = previous
+
+
+def _load_point(
+    load_config: Callable[[list[str]], DictConfig], overrides: list[str]
+) -> tuple[ResolvedConfig, Path]:
+    """One point's typed config and run directory, resolved as its job will resolve them."""
+    cfg = load_config(overrides)
+    task_cfg = copy.deepcopy(cfg)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]  # as Hydra's run_job hands the task its config
+    with _hydra_config_of(cfg):
+        resolved = resolve_config(task_cfg)
+        if resolved.run_dir:
+            run_dir = Path(os.path.abspath(resolved.run_dir))
+        else:
+            run_dir = Path(os.path.abspath(str(cfg.hydra.sweep.dir))) / str(cfg.hydra.sweep.subdir)
+    return resolved, run_dir
+
+
+def sweep_identity(config: DictConfig) -> tuple[str, str]:
+    """(sweep name, fresh sweep id) of a multirun's master config.
+
+    The name is ``launcher.sweep_name`` or the swept keys of the command line; the id adds
+    a UTC time stamp and a random suffix (``naming.new_sweep_id``).
+    """
+    explicit = OmegaConf.select(config, "launcher.sweep_name", default="") or ""
+    task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    name = safe_name(explicit) if explicit else default_sweep_name(task)
+    return name, new_sweep_id(name)
+
+
+def plan_sweep(
+    job_overrides: Sequence[Sequence[str]],
+    load_config: Callable[[list[str]], DictConfig],
+    sweep_name: str,
+    sweep_id: str,
+) -> SweepPlan:
+    """Check every point of a sweep, then claim its directory (see the module docstring).
+
+    ``load_config(overrides)`` composes one point's config with its ``hydra`` node
+    (Hydra's ``load_sweep_config``). A point's run directory is Hydra's output directory
+    of its job (``pretrain.yaml``: ``<output_root>/<experiment>/<sweep id>/<slug>``) or its
+    explicit ``run_dir``. The sweep directory is claimed by creating its manifest file
+    exclusively, so two sweeps never share one.
+    """
+    if not job_overrides:
+        raise ConfigError("a sweep needs at least one point")
+    jobs = [list(job) for job in job_overrides]
+    runs: list[PlannedRun] = []
+    launcher: SubmitLauncherConfig | None = None
+    for index, job in enumerate(jobs):
+        keys = {o.split("=", 1)[0].lstrip("+~") for o in job}
+        extra = [f"launcher.sweep_id={_quoted(sweep_id)}"]
+        if "run_slug" not in keys:
+            extra.append(f"run_slug={_quoted(run_slug(job))}")
+        if "logger.group" not in keys:
+            extra.append(f"logger.group={_quoted(sweep_name)}")
+        resolved, run_dir = _load_point(load_config, [*job, *extra])
+        if launcher is None:
+            if not isinstance(resolved.launcher, SubmitLauncherConfig):
+                raise LauncherConfigError(
+                    f"launcher={resolved.launcher.name} runs in-process; the submitit "
+                    "launcher needs launcher=submitit_local or launcher=slurm"
+                )
+            launcher = resolved.launcher
+            check_launcher(launcher, resolved)
+        elif resolved.launcher != launcher:
+            raise LauncherConfigError(
+                f"sweep point #{index} ({' '.join(job)}) changes launcher options: all "
+                "points of a sweep share one job array, so sweep the launcher in separate "
+                "commands"
+            )
+        validate(resolved, world_size=launcher.world_size())
+        runs.append(
+            PlannedRun(
+                index=index,
+                user_overrides=job,
+                job_overrides=[*job, *extra],
+                run_slug=run_dir.name,
+                run_dir=run_dir,
+            )
+        )
+    assert launcher is not None
+    check_unique_run_dirs([run.run_dir for run in runs], jobs)
+    sweep_dir = runs[0].run_dir.parent
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(sweep_dir / MANIFEST_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        raise LauncherConfigError(
+            f"{sweep_dir} already holds a sweep ({MANIFEST_NAME}); sweep ids must be unique"
+        ) from None
+    return SweepPlan(
+        launcher=launcher, sweep_name=sweep_name, sweep_id=sweep_id, sweep_dir=sweep_dir, runs=runs
+    )
+
+
+def resume_overrides(overrides: Sequence[str]) -> list[str]:
+    """The overrides of a requeued job: the same, with ``train.resume=auto``.
+
+    The first attempt honours the user's ``train.resume``; every requeue continues from
+    the run directory's ``last.pt``.
+    """
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "train.resume"]
+    return [*kept, "train.resume=auto"]
