@@ -16,8 +16,10 @@ of objects, JPEG markers only). Each problem names its file and what is wrong
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -26,6 +28,18 @@ import numpy as np
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 from tqdm import tqdm
+
+_CODEC_DEPRECATION = "The image decoding and encoding capabilities of TorchVision"
+
+
+@contextmanager
+def quiet_codec() -> Iterator[None]:
+    """torchvision 0.29 flags its image codecs as deprecated in favour of torchcodec (not a
+    dependency here); libjpeg through torchvision.io stays the fast path, so silence it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning)
+        yield
+
 
 SPLITS = ("train", "val")
 IMAGE_PATTERN = re.compile(r"^image_(\d+)\.jpg$")
@@ -209,9 +223,9 @@ def decode_image(path: Path, deep: bool = True) -> torch.Tensor:
     if not deep:
         return torch.empty(0, dtype=torch.uint8)
     try:
-        return decode_jpeg(
-            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB
-        )
+        with quiet_codec():
+            buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            return decode_jpeg(buffer, mode=ImageReadMode.RGB)
     except RuntimeError as error:
         raise DataError(f"{path}: unreadable JPEG ({str(error).splitlines()[0]})") from None
 
@@ -297,7 +311,8 @@ def check_root(
 ) -> CheckReport:
     """Validate a 3DIEBench-format root.
 
-    ``latent_dim`` None accepts 7 or 10 values but requires one length across the root.
+    ``latent_dim`` None takes the most common length over a sample of objects (it must
+    be 7 or 10) and then requires it of every latent file.
     ``sample`` checks only that many objects per split (evenly spaced, first and last
     included); ``deep`` decodes every JPEG instead of checking its markers.
     """
@@ -320,7 +335,16 @@ def check_root(
                 )
     synsets = synset_order(indices)
     counts: dict[str, SplitCounts] = {}
-    seen_dims: Counter[int] = Counter()
+    if latent_dim is None:
+        latent_dim = infer_latent_dim(root, indices)
+        if latent_dim not in (7, 10):
+            problems.append(
+                Problem(
+                    "bad_latent",
+                    str(root),
+                    f"latents have {latent_dim} values: expected 7 (3DIEBench) or 10 (-T)",
+                )
+            )
     for index in indices:
         problems += label_problems(index, synsets, splits_dir)
         counts[index.split] = split_counts = SplitCounts()
@@ -331,32 +355,24 @@ def check_root(
             problems += found
             split_counts.objects[index.synset(i)] += 1
             split_counts.images[index.synset(i)] += n_views
-            if latent_dim is None and n_views:
-                folder = root / entry.strip("/")
-                first = next(iter(discover_views(folder)[0]))
-                try:
-                    seen_dims[read_latent(folder / f"latent_{first}.npy", None).shape[0]] += 1
-                except DataError:
-                    pass
-    if latent_dim is None:
-        if len(seen_dims) > 1:
-            problems.append(
-                Problem(
-                    "bad_latent",
-                    str(root),
-                    f"latent lengths differ across objects: {dict(seen_dims)}",
-                )
-            )
-        bad = sorted(set(seen_dims) - {7, 10})
-        if bad:
-            problems.append(
-                Problem(
-                    "bad_latent",
-                    str(root),
-                    f"latent length(s) {bad}: expected 7 (3DIEBench) or 10 (-T)",
-                )
-            )
     return CheckReport(root, splits_dir, counts, problems, synsets)
+
+
+def infer_latent_dim(root: Path, indices: list[SplitIndex], sample: int = 16) -> int | None:
+    """The most common latent length over the first view of a sample of objects."""
+    lengths: Counter[int] = Counter()
+    for index in indices:
+        for i in _sample_positions(len(index.paths), sample):
+            folder = root / index.paths[i].strip("/")
+            if not folder.is_dir():
+                continue
+            latents = sorted(folder.glob("latent_*.npy"))
+            if latents:
+                try:
+                    lengths[read_latent(latents[0], None).shape[0]] += 1
+                except DataError:
+                    continue
+    return lengths.most_common(1)[0][0] if lengths else None
 
 
 def _sample_positions(n: int, sample: int | None) -> list[int]:

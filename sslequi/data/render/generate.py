@@ -37,6 +37,7 @@ import torch
 from torchvision.io import encode_jpeg
 from tqdm import tqdm
 
+from sslequi.data.check import quiet_codec
 from sslequi.data.render.scene import LATENT_DIM, Variant, ViewBatch, sample_latents
 from sslequi.data.render.sdf import CompiledShape
 from sslequi.data.render.shapes import CLASSES, ObjectClass, build_object, class_by_name
@@ -199,7 +200,8 @@ def render_object(config: RenderConfig, job: ObjectJob) -> np.ndarray:
     folder = config.out / job.synset / job.object_id
     folder.mkdir(parents=True, exist_ok=True)
     for image, latent, v in zip(images, latents, view_numbers(config), strict=True):
-        data = encode_jpeg(image, quality=config.jpeg_quality)
+        with quiet_codec():
+            data = encode_jpeg(image, quality=config.jpeg_quality)
         (folder / f"image_{v}.jpg").write_bytes(data.numpy().tobytes())
         np.save(folder / f"latent_{v}.npy", latent)
     return latents
