@@ -1,0 +1,285 @@
+"""Paper recipes (configs/experiment) against the reference values of
+``shared/reference/methods.md``; CPU variants compose, resolve and build.
+
+Each expected value cites its section. Values are read from the Hydra composition of
+``pretrain.yaml`` + ``experiment=<recipe>``, exactly as ``sslequi-pretrain`` composes them.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from sslequi.config import register_configs, resolve_config
+from sslequi.registry import DATASETS
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+# methods.md §2.4 (SIE README command; register §0.7 items 1-3), §2.1 shapes
+SIE_HARNESS = {
+    "backbone.style": "vicreg",  # §1.3 VICReg-style ResNet-18
+    "backbone.zero_init_residual": True,
+    "dataset.name": "3diebench",
+    "dataset.resolution": 256,
+    "augment.name": "none",  # §2.4: no augmentation
+    "optim.name": "adam",
+    "optim.lr": 1e-3,  # item 2
+    "optim.weight_decay": 1e-6,
+    "optim.schedule": "constant",
+    "train.batch_size": 1024,
+    "train.epochs": 2000,
+}
+SIE_LOSS = {
+    "method.projector": "2048-2048-2048",  # item 3
+    "method.equi_dim": 256,
+    "method.sim_coeff": 10.0,
+    "method.equi_factor": 0.45,  # item 1
+    "method.std_coeff": 10.0,
+    "method.cov_coeff": 1.0,
+    "method.predictor.hypernetwork": "linear",
+}
+# methods.md §7.2-7.4 (E-SSL CIFAR-10, README commands)
+ESSL_CIFAR = {
+    "backbone.stem": "cifar",
+    "dataset.name": "cifar10",
+    "augment.name": "essl_cifar",
+    "optim.name": "sgd",
+    "optim.momentum": 0.9,
+    "optim.weight_decay": 5e-4,
+    "optim.lr_scaling": "linear_per_256",
+    "optim.warmup_epochs": 10.0,
+    "train.batch_size": 512,
+    "train.epochs": 800,
+}
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "sie_3diebench": {**SIE_HARNESS, **SIE_LOSS, "method.name": "sie", "method.pred_var": True},
+    "sie_nopvar_3diebench": {
+        **SIE_HARNESS,
+        **SIE_LOSS,
+        "method.name": "sie_nopvar",
+        "method.pred_var": False,
+    },  # §2.3
+    "sie_rotcolor_3diebench": {**SIE_HARNESS, **SIE_LOSS, "method.name": "sie_rotcolor"},  # §2.3
+    "sie_onlyequi_3diebench": {
+        **SIE_HARNESS,
+        **SIE_LOSS,
+        "method.name": "sie_onlyequi",
+        "method.only_equi": True,
+    },
+    # §2.7 / §14: SIE-code baselines
+    "vicreg_3diebench": {
+        **SIE_HARNESS,
+        "method.name": "vicreg",
+        "method.sim_coeff": 10.0,
+        "method.std_coeff": 10.0,
+        "method.cov_coeff": 1.0,
+        "method.projector": "2048-2048-2048",
+    },
+    "simclr_3diebench": {
+        **SIE_HARNESS,
+        "method.name": "simclr",
+        "method.temperature": 0.1,
+        "method.negatives": "all",
+    },
+    "vicreg_partinv_3diebench": {
+        **SIE_HARNESS,
+        "method.name": "vicreg_partinv",
+        "method.equi_dim": 256,
+        "method.sim_coeff": 10.0,
+    },  # §2.3
+    "equimod_3diebench": {
+        **SIE_HARNESS,
+        "method.name": "equimod",
+        "method.flavour": "simclr",
+        "method.temperature": 0.1,
+    },  # §3
+    "equimod_vicreg_3diebench": {
+        **SIE_HARNESS,
+        "method.name": "equimod",
+        "method.flavour": "vicreg",
+        "method.sim_coeff": 10.0,
+        "method.std_coeff": 10.0,
+        "method.cov_coeff": 1.0,
+    },
+    "sen_3diebench": {**SIE_HARNESS, "method.name": "sen", "method.temperature": 0.1},  # §4
+    "augself_3diebench": {
+        **SIE_HARNESS,
+        "method.name": "augself",
+        "method.temperature": 0.1,
+        "method.ec_weight": 1.0,
+    },  # §5
+    "esimclr_3diebench": {
+        **SIE_HARNESS,
+        "method.name": "essl",
+        "method.base": "simclr",
+        "method.rotation_weight": 0.4,
+        "method.rotated_scale": [0.2, 1.0],
+    },  # issue 6 precision
+    # §6, §9.4 (seq-JEPA harness; register items 9-10)
+    "vicreg_traj_3diebench": {
+        "method.name": "vicreg_traj",
+        "method.sim_coeff": 25.0,
+        "method.std_coeff": 25.0,
+        "method.cov_coeff": 1.0,
+        "method.alpha": 1.0,
+        "backbone.style": "torchvision",
+        "dataset.resolution": 128,
+        "optim.name": "adamw",
+        "optim.lr": 4e-4,
+        "optim.weight_decay": 1e-3,
+        "optim.warmup_epochs": 20.0,
+        "train.batch_size": 512,
+        "train.epochs": 1000,
+    },
+    # §7.1, §7.4: baseline --lr 0.03, E-variant --lr 0.06 (doubled), lambda 0.4, tau 0.5
+    "simclr_cifar10": {
+        **ESSL_CIFAR,
+        "method.name": "simclr",
+        "method.temperature": 0.5,
+        "method.negatives": "cross_view",
+        "optim.lr": 0.03,
+    },
+    "esimclr_cifar10": {
+        **ESSL_CIFAR,
+        "method.name": "essl",
+        "method.base": "simclr",
+        "method.base_overrides.temperature": 0.5,
+        "method.base_overrides.negatives": "cross_view",
+        "method.rotation_weight": 0.4,
+        "method.rotated_size": 16,
+        "method.head_second_relu": True,
+        "optim.lr": 0.06,
+    },
+    "simsiam_cifar10": {
+        **ESSL_CIFAR,
+        "method.name": "simsiam",
+        "method.projector_layers": 2,
+        "method.predictor_hidden": 512,
+        "optim.lr": 0.03,
+    },
+    "esimsiam_cifar10": {
+        **ESSL_CIFAR,
+        "method.name": "essl",
+        "method.base": "simsiam",
+        "method.base_overrides.projector_layers": 2,
+        "method.rotation_weight": 0.4,
+        "method.head_second_relu": False,
+        "optim.lr": 0.06,
+    },
+    "evicreg_cifar10": {
+        **ESSL_CIFAR,
+        "method.name": "essl",
+        "method.base": "vicreg",
+        "method.rotation_weight": 0.4,
+    },
+    # §7.1-7.4 ImageNet
+    "esimclr_imagenet": {
+        "backbone.name": "resnet50",
+        "method.base": "simclr",
+        "method.base_overrides.temperature": 0.2,
+        "method.rotation_weight": 0.4,
+        "method.rotated_size": 96,
+        "method.rotated_scale": [0.05, 0.14],
+        "method.head_bottleneck": 128,
+        "optim.name": "lars",
+        "optim.lr": 4.8,
+        "optim.lr_scaling": "none",
+        "optim.weight_decay": 1e-6,
+        "optim.warmup_epochs": 10.0,
+        "optim.final_lr_ratio": 0.001,
+        "train.batch_size": 4096,
+        "train.epochs": 800,
+    },
+    "esimsiam_imagenet": {
+        "backbone.name": "resnet50",
+        "method.base": "simsiam",
+        "method.rotation_weight": 0.08,
+        "method.head_second_relu": False,
+        "method.head_bottleneck": 256,
+        "optim.name": "sgd",
+        "optim.lr": 0.05,
+        "optim.lr_scaling": "linear_per_256",
+        "optim.weight_decay": 1e-4,
+        "train.batch_size": 512,
+        "train.epochs": 100,
+    },
+}
+
+# CPU variants: everything that defines the method (loss, coefficients, optimiser) is the
+# recipe's; the scale is the harness's (tiny backbone, 64 px on 3D/ImageNet, 32 px CIFAR).
+SCALE_KEYS = (
+    "dataset.resolution",
+    "train.batch_size",
+    "train.epochs",
+    "backbone.",
+    "method.projector",
+    "method.equi_dim",
+    "method.base_overrides.projector",
+    "method.base_overrides.predictor_hidden",
+    "method.rotated_size",
+    "method.head_hidden",
+    "optim.warmup_epochs",
+    "method.predictor_hidden",
+)
+CPU_SCALE = {"backbone.name": "resnet18_tiny", "train.batch_size": 64, "train.steps": 300}
+
+
+def _compose(recipe: str) -> DictConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return compose("pretrain", overrides=[f"experiment={recipe}"])
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value)
+    return value.value if isinstance(value, Enum) else value
+
+
+def _check(cfg: DictConfig, expected: dict[str, Any], recipe: str) -> None:
+    for key, want in expected.items():
+        got = _value(cfg, key)
+        if isinstance(want, float):
+            assert got == pytest.approx(want), f"{recipe}: {key} = {got}, reference {want}"
+        else:
+            assert got == want, f"{recipe}: {key} = {got!r}, reference {want!r}"
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_recipe_matches_reference(recipe: str) -> None:
+    _check(_compose(recipe), RECIPES[recipe], recipe)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_cpu_variant_keeps_the_recipe_and_builds(recipe: str) -> None:
+    cfg = _compose(f"{recipe}_cpu")
+    kept = {k: v for k, v in RECIPES[recipe].items() if not k.startswith(SCALE_KEYS)}
+    _check(cfg, {**kept, **CPU_SCALE}, f"{recipe}_cpu")
+    resolution = _value(cfg, "dataset.resolution")
+    assert resolution == (32 if recipe.endswith("cifar10") else 64)
+    if cfg.dataset.name not in DATASETS:
+        from sslequi.config import import_components
+
+        import_components()
+    resolved = resolve_config(cfg)  # typed: unknown keys and wrong types fail here
+    # Build the method on the meta device: validates the split and every head (no compute).
+    from sslequi.build import build_method
+
+    with torch.device("meta"):
+        method = build_method(resolved)
+    assert method.feature_dim == 64
+    assert resolved.method.name == RECIPES[recipe].get("method.name", "essl")
+
+
+def test_every_recipe_file_is_tested() -> None:
+    files = {p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")}
+    recipes = {f for f in files if not f.startswith("_")}
+    assert recipes == set(RECIPES) | {f"{r}_cpu" for r in RECIPES}
