@@ -17,8 +17,9 @@ REGRESSION_PROBES = (
     "translation_base",
 )
 CLASSIFICATION_PROBES = ("linear", "knn", "rot90")
+AUGMENTATION_PROBES = ("aug_params",)
 PREDICTOR_PROBES = ("mrr",)
-ALL_PROBES = CLASSIFICATION_PROBES + REGRESSION_PROBES + PREDICTOR_PROBES
+ALL_PROBES = CLASSIFICATION_PROBES + REGRESSION_PROBES + AUGMENTATION_PROBES + PREDICTOR_PROBES
 
 
 @dataclass
@@ -74,6 +75,17 @@ class PredictorSettings:
 
 
 @dataclass
+class AugParamSettings:
+    """Augmentation-parameter R² (§9): heads per group, seq-JEPA's regressors."""
+
+    draws: int = 4  # fixed augmented pairs per training image (embedded once)
+    epochs: int = 100
+    lr: float = 1e-3
+    batch_size: int = 256
+    hidden: list[int] = field(default_factory=lambda: [1024, 1024])
+
+
+@dataclass
 class ProbeSettings:
     """Per-probe training settings; each probe's defaults follow its paper script."""
 
@@ -86,6 +98,7 @@ class ProbeSettings:
     translation_base: HeadTraining = field(default_factory=HeadTraining)
     knn: KNNSettings = field(default_factory=KNNSettings)
     mrr: PredictorSettings = field(default_factory=PredictorSettings)
+    aug_params: AugParamSettings = field(default_factory=AugParamSettings)
 
     def training(self, probe: str) -> HeadTraining:
         value = getattr(self, probe)

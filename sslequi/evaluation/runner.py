@@ -17,8 +17,10 @@ import torch
 from torch import Tensor
 
 from sslequi.actions import ActionOptions
+from sslequi.augment.config import AugmentConfig
 from sslequi.data.base import DatasetConfig, ImageDataset, ObjectDataset
 from sslequi.evaluation import metrics
+from sslequi.evaluation.augparams import AUG_GROUPS, PairFeatureSource, augmented_pairs
 from sslequi.evaluation.features import (
     FeatureCache,
     FeatureKey,
@@ -85,6 +87,7 @@ class EvalConfig:
     train_split: str = "train"
     eval_splits: list[str] = field(default_factory=lambda: ["val"])
     dataset: dict[str, Any] = field(default_factory=dict)  # overrides of the run's dataset
+    augment: str | None = None  # aug_params recipe (configs/augment/<name>); null: the run's
     ood_dataset: dict[str, Any] | None = None  # e.g. {name: threedie_ood, root: ...}
     ood_split: str = "val"
     rotation_target: str = "raw"  # raw (scipy sign) | canonical (w ≥ 0)
@@ -174,13 +177,22 @@ class Evaluation:
         cfg: EvalConfig,
         identity: RunIdentity,
         cache_dir: Path | None,
+        augment: AugmentConfig | None = None,
+        action_options: ActionOptions | None = None,
     ) -> None:
         self.method = method
+        self.augment = augment
+        self.action_options = action_options or ActionOptions()
         self.datasets = datasets
         self.cfg = cfg
         self.identity = identity
         self.device = resolve_device(cfg.device)
         self.parts = check_request(method, datasets, cfg)
+        if "aug_params" in cfg.probes and (augment is None or not augment.views):
+            raise UnsupportedProbe(
+                "probe 'aug_params' needs an augmentation recipe that records parameters "
+                f"(augment={None if augment is None else augment.name!r}); set augment=<recipe>"
+            )
         self.method.to(self.device)
         self.fingerprint = method_fingerprint(method)
         use_cache = cfg.cache.enabled and cache_dir is not None
@@ -189,6 +201,7 @@ class Evaluation:
         self._features: dict[tuple[str, str], ViewFeatures] = {}
         self._banks: dict[str, ImageBank] = {}
         self.rows: list[ResultRow] = []
+        self._image_size = self.image_size()
 
     # ----------------------------------------------------------------- data access
 
@@ -230,8 +243,16 @@ class Evaluation:
             )
         return self._banks[split]
 
+    def preload_images(self) -> None:
+        """Load every split's images for the live path now (otherwise done on first use)."""
+        for split in [self.cfg.train_split, *self.eval_splits]:
+            self.bank(split)
+
     def image_size(self) -> int:
-        return int(self.features(self.cfg.train_split).key.resolution)
+        """Side of the images the features are computed from."""
+        dataset = self.datasets[self.cfg.train_split]
+        first = dataset.views_of(0) if isinstance(dataset, ObjectDataset) else dataset[0]
+        return int(first.images.shape[-1])
 
     def live_for(self, probe: str) -> bool:
         return self.cfg.mode == "live" or self.cfg.bn_mode == "train"
@@ -250,6 +271,8 @@ class Evaluation:
                     self._trained(probe, part)
                 elif probe == "rot90":
                     self._rot90(part)
+                elif probe == "aug_params":
+                    self._aug_params(part)
                 else:
                     self._trained(probe, part)
         return self.rows
@@ -261,7 +284,7 @@ class Evaluation:
             metric_definition=definition,
             train_split=self.cfg.train_split,
             seed=self.cfg.seed,
-            image_size=self.image_size(),
+            image_size=self._image_size,
             checkpoint_step=self.identity.checkpoint_step,
             checkpoint=self.fingerprint,
             dataset=self.identity.dataset,
@@ -492,6 +515,77 @@ class Evaluation:
                 per_k = float((predicted[mask] == k).double().mean())
                 self._row(protocol, f"accuracy_k{k}", split, per_k, 0.25, int(mask.sum()))
 
+    def _aug_params(self, part: str) -> None:
+        """Augmentation-parameter R² per group (§9); see ``augparams``."""
+        settings = self.cfg.probe.aug_params
+        chosen = part_slice(part, self.method.parts(), int(self.method.feature_dim))
+        assert self.augment is not None
+        pairs = {}
+        for index, split in enumerate([self.cfg.train_split, *self.eval_splits]):
+            draws = settings.draws if split == self.cfg.train_split else 1
+            pairs[split] = augmented_pairs(
+                self.method,
+                self.datasets[split],
+                self.augment,
+                chosen,
+                draws,
+                self.cfg.seed + 7717 * index,
+                self.device,
+                self.cfg.batch_size,
+                self.cfg.progress,
+                self.action_options,
+            )
+        for group, (columns, head) in AUG_GROUPS.items():
+            training = HeadTraining(
+                head=head,
+                hidden=list(settings.hidden),
+                lr=settings.lr,
+                epochs=settings.epochs,
+                batch_size=settings.batch_size,
+            )
+
+            def split_data(split: str, cols: slice = columns) -> SplitData:
+                feats, actions = pairs[split]
+                targets = actions[:, cols]
+                return SplitData(
+                    split,
+                    PairFeatureSource(feats, self.device),
+                    lambda objects, views: targets[objects.cpu()],
+                    int(feats.shape[0]),
+                    1,
+                )
+
+            outcome = fit_probe(
+                split_data(self.cfg.train_split),
+                [split_data(s) for s in self.eval_splits],
+                "regression",
+                columns.stop - columns.start,
+                1,
+                training,
+                self.cfg.seed,
+                self.device,
+                1,
+                self.cfg.progress,
+                f"aug_params/{group}/{part}",
+            )
+            common = dict(
+                head=_head_text(training),
+                optimizer="adam",
+                lr=settings.lr,
+                epochs=settings.epochs,
+                batch_size=settings.batch_size,
+                selection=outcome.selection,
+                target=f"aug_params_9d[{columns.start}:{columns.stop}] {group}",
+                n_train=outcome.n_fit,
+                extra=f"augment={self.augment.name};fixed draws={settings.draws}",
+            )
+            for split, predictions in outcome.predictions.items():
+                scores = regression_scores(outcome.targets[split], predictions, quaternion=False)
+                for metric, (value, floor) in scores.items():
+                    name = f"{group}_{metric}"
+                    protocol = self._protocol("aug_params", part, name, **common)
+                    self._row(protocol, name, split, value, floor, len(predictions))
+
     def _predictor(self) -> None:
         settings = self.cfg.probe.mrr
         if settings.mode == "train-train":
@@ -572,9 +666,17 @@ def evaluate_method(
     cfg: EvalConfig,
     identity: RunIdentity | None = None,
     cache_dir: Path | None = None,
+    augment: AugmentConfig | None = None,
+    action_options: ActionOptions | None = None,
 ) -> list[ResultRow]:
     """Evaluate an in-memory method on built datasets (``datasets`` keyed by split)."""
-    evaluation = Evaluation(method, datasets, cfg, identity or RunIdentity(), cache_dir)
+    if cfg.augment is not None:
+        from sslequi.augment.config import load_augment_config
+
+        augment = load_augment_config(cfg.augment)
+    evaluation = Evaluation(
+        method, datasets, cfg, identity or RunIdentity(), cache_dir, augment, action_options
+    )
     return evaluation.run()
 
 
@@ -638,7 +740,15 @@ def evaluate_run(cfg: EvalConfig, progress_print: Callable[[str], None] = print)
         dataset=f"{dataset_cfg.name}@{dataset_cfg.resolution}",
     )
     cache_dir = Path(cfg.cache.dir) if cfg.cache.dir else run_dir / "eval_features"
-    rows = evaluate_method(method, datasets, cfg, identity, cache_dir)
+    rows = evaluate_method(
+        method,
+        datasets,
+        cfg,
+        identity,
+        cache_dir,
+        augment=loaded.config.augment,
+        action_options=getattr(loaded.config, "actions", None),
+    )
     append_results(run_dir, rows)
     if cfg.wandb and push_wandb_summary(run_dir, rows):
         progress_print(f"wrote {len(rows)} numbers to the wandb summary")

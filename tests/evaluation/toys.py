@@ -18,7 +18,7 @@ import torch
 from scipy.spatial.transform import Rotation
 from torch import Tensor, nn
 
-from sslequi.data.base import DatasetConfig, DatasetInfo, ObjectDataset
+from sslequi.data.base import DatasetConfig, DatasetInfo, ImageDataset, ObjectDataset
 from sslequi.methods.base import Method, MethodConfig
 from sslequi.types import MethodSpec, Parts, Sample, StepOutput
 
@@ -165,3 +165,42 @@ class QuatPredictorMethod(PixelMethod):
             return torch.randn(z_equi.shape, generator=torch.Generator().manual_seed(0))
         weights = self.hyper(action).reshape(-1, 4, 4)
         return torch.bmm(weights, z_equi.unsqueeze(-1)).squeeze(-1)
+
+
+class ToyImages(ImageDataset):
+    """A 2D dataset (one 16×16 image per item, augmented by the pipeline): smooth blobs."""
+
+    def __init__(self, n: int = 32, seed: int = 0, num_views: int = 1) -> None:
+        super().__init__(num_views)
+        self.info = DatasetInfo(
+            num_classes=2,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.25, 0.25, 0.25),
+            image_size=16,
+            latent_dim=None,
+            distinct_views=False,
+        )
+        gen = torch.Generator().manual_seed(seed)
+        coarse = torch.rand(n, 3, 4, 4, generator=gen)
+        smooth = nn.functional.interpolate(coarse, size=16, mode="bilinear", align_corners=False)
+        self.images = (smooth * 255).round().to(torch.uint8)
+        self.labels = (coarse.mean(dim=(1, 2, 3)) > 0.5).long()
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> Sample:
+        return Sample(self.images[index : index + 1], None, int(self.labels[index]), index)
+
+
+class SequencePixelMethod(Method):
+    """Pixels as features (16×16×3) and seq-JEPA's view layout (3 observed + 1 target)."""
+
+    def __init__(self) -> None:
+        super().__init__(MethodConfig(name="seqpixel"), nn.Flatten(), 3 * 16 * 16)
+
+    def spec(self) -> MethodSpec:
+        return MethodSpec(num_views=4, structure="sequence")
+
+    def forward(self, batch: object) -> StepOutput:
+        return StepOutput(loss=torch.zeros(()))
