@@ -137,7 +137,7 @@ def push_wandb_summary(run_dir: Path | str, rows: list[ResultRow]) -> bool:
         return False
     import wandb
 
-    project = info.get("wandb_project") or wandb_info.get("project") or "sslequi"
+    project = info.get("wandb_project") or wandb_info.get("project") or _logger_project(run_dir)
     run = wandb.init(
         id=str(run_id),
         project=str(project),
@@ -149,6 +149,18 @@ def push_wandb_summary(run_dir: Path | str, rows: list[ResultRow]) -> bool:
         run.summary[f"eval/{row.probe}/{row.protocol.part}/{row.metric}/{row.split}"] = row.value
     run.finish()
     return True
+
+
+def _logger_project(run_dir: Path | str) -> str:
+    """``logger.project`` of the run's config.yaml (default ``sslequi``)."""
+    config = Path(run_dir) / "config.yaml"
+    if config.exists():
+        from omegaconf import OmegaConf
+
+        project = OmegaConf.select(OmegaConf.load(config), "logger.project", default=None)
+        if project:
+            return str(project)
+    return "sslequi"
 
 
 @dataclass

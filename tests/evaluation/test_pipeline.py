@@ -175,3 +175,11 @@ def test_cached_and_live_paths_agree_and_train_bn_restores_buffers() -> None:
         r.protocol.bn_mode == "train" and r.protocol.feature_mode == "live" for r in trained_bn
     )
     assert all(torch.equal(before[k], v) for k, v in method.state_dict().items())
+
+
+def test_ood_split_is_scored_with_sign_aware_rotation_metrics() -> None:
+    data = _datasets()
+    data["ood"] = ToyObjects(ToyConfig(n_objects=48, views=6, seed=7), "val")
+    rows = evaluate_method(PixelMethod(), data, _cfg(probes=["rotation"], parts=["full"]))
+    ood = {r.metric for r in rows if r.split == "ood"}
+    assert {"r2_global", "r2_per_component", "r2_global_canonical", "sign_invariant_error"} <= ood
