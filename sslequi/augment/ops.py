@@ -99,9 +99,16 @@ def resize_matrix(
 
 
 def apply_separable(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """out[b, c] = rows[b] @ x[b, c] @ cols[b]ᵀ: rows [B, h, H], cols [B, w, W]."""
-    y = torch.matmul(x, cols.transpose(1, 2).unsqueeze(1))  # [B, C, H, w]
-    return torch.matmul(rows.unsqueeze(1), y)  # [B, C, h, w]
+    """out[b, c] = rows[b] @ x[b, c] @ cols[b]ᵀ: rows [B, h, H], cols [B, w, W].
+
+    Two ``bmm`` calls over the whole batch: rows act on x viewed as [B, H, C·W], then the
+    columns on [B, h·C, W]; the result is returned as a [B, C, h, w] tensor."""
+    n, c, height, width = x.shape
+    h, w = rows.shape[1], cols.shape[1]
+    x = x.to(rows.dtype).permute(0, 2, 1, 3).reshape(n, height, c * width)
+    y = torch.bmm(rows, x).view(n, h * c, width)
+    y = torch.bmm(y, cols.transpose(1, 2))
+    return y.view(n, h, c, w).permute(0, 2, 1, 3).contiguous()
 
 
 def resized_crop(
@@ -131,7 +138,8 @@ def hflip(x: Tensor, mask: Tensor) -> Tensor:
 def grayscale_image(x: Tensor) -> Tensor:
     """[B, 1, H, W] luma with torchvision's weights."""
     r, g, b = x.unbind(1)
-    return (r * GRAY_WEIGHTS[0] + g * GRAY_WEIGHTS[1] + b * GRAY_WEIGHTS[2]).unsqueeze(1)
+    gray = (r * GRAY_WEIGHTS[0]).add_(g, alpha=GRAY_WEIGHTS[1]).add_(b, alpha=GRAY_WEIGHTS[2])
+    return gray.unsqueeze(1)
 
 
 def to_grayscale(x: Tensor, mask: Tensor) -> Tensor:
@@ -139,55 +147,58 @@ def to_grayscale(x: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask[:, None, None, None], grayscale_image(x).expand_as(x), x)
 
 
-def blend_step(x: Tensor, which: Tensor, factor: Tensor) -> Tensor:
-    """One brightness/contrast/saturation step, a different one per sample.
-
-    ``which`` [B]: 0 brightness (blend with black), 1 contrast (with the mean luma),
-    2 saturation (with the luma image), anything else leaves the sample unchanged
-    (factor must then be 1). Formula: torchvision ``_blend`` = clamp(f·x + (1 − f)·t)."""
-    gray = grayscale_image(x)
-    is_contrast = (which == 1).to(x.dtype)[:, None, None, None]
-    is_saturation = (which == 2).to(x.dtype)[:, None, None, None]
-    target = gray * is_saturation + gray.mean(dim=(1, 2, 3), keepdim=True) * is_contrast
-    f = factor.to(x.dtype)[:, None, None, None]
-    return (f * x + (1.0 - f) * target).clamp_(0.0, 1.0)
-
-
 def adjust_hue(x: Tensor, hue: Tensor) -> Tensor:
     """Shift the HSV hue of each sample by ``hue`` [B] (fraction of a turn).
 
-    HSV as torchvision/Pillow computes it; the back-conversion uses the closed form
-    v − v·s·clamp(min(k, 4 − k), 0, 1), k = (n + 6h) mod 6, n = 5, 3, 1 for R, G, B,
-    which equals torchvision's table lookup."""
-    r, g, _ = x.unbind(1)
-    maxc, minc = torch.aminmax(x, dim=1)
+    Hue as torchvision/Pillow compute it (6h = (g − b)/C, 2 + (b − r)/C or 4 + (r − g)/C
+    by the maximal channel, C = max − min); back to RGB with the closed form
+    min + C·clamp(ramp_c(6h'), 0, 1), ramp_r = |6h − 3| − 1, ramp_g = 2 − |6h − 2|,
+    ramp_b = 2 − |6h − 4|, which equals torchvision's table lookup."""
+    r, g, b = x.unbind(1)
+    maxc = torch.maximum(torch.maximum(r, g), b)
+    minc = torch.minimum(torch.minimum(r, g), b)
     chroma = maxc - minc
-    eqc = chroma == 0
-    safe = torch.where(eqc, torch.ones_like(chroma), chroma)
-    rc, gc, bc = ((maxc.unsqueeze(1) - x) / safe.unsqueeze(1)).unbind(1)
-    max_is_r = maxc == r
-    max_is_g = (maxc == g) & ~max_is_r
-    max_is_b = ~max_is_r & ~max_is_g
-    h = (bc - gc) * max_is_r + (2.0 + rc - bc) * max_is_g + (4.0 + gc - rc) * max_is_b
-    h = torch.fmod(h / 6.0 + 1.0, 1.0)
-    h = torch.remainder(h + hue.to(x.dtype)[:, None, None], 1.0)
-    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype)[None, :, None, None]
-    k = torch.remainder(n + 6.0 * h.unsqueeze(1), 6.0)
-    ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
-    return maxc.unsqueeze(1) - chroma.unsqueeze(1) * ramp
+    inv = torch.where(chroma > 0, chroma, 1.0).reciprocal_()
+    h6 = torch.where(
+        maxc == r,
+        (g - b).mul_(inv),
+        torch.where(maxc == g, (b - r).mul_(inv).add_(2.0), (r - g).mul_(inv).add_(4.0)),
+    )
+    h6.add_((hue * 6.0).to(x.dtype)[:, None, None]).remainder_(6.0)
+    channels = []
+    for channel, centre in enumerate((3.0, 2.0, 4.0)):
+        ramp = (h6 - centre).abs_()
+        ramp = ramp.sub_(1.0) if channel == 0 else ramp.neg_().add_(2.0)
+        channels.append(ramp.clamp_(0.0, 1.0).mul_(chroma).add_(minc))
+    return torch.stack(channels, dim=1)
 
 
 def color_jitter(x: Tensor, record: ColorJitterRecord) -> Tensor:
-    """Apply each sample's four jitter steps in its recorded order."""
+    """Apply each sample's four jitter steps in its recorded order.
+
+    At each of the four positions every sample does one step. Brightness, contrast and
+    saturation are all torchvision's ``_blend`` clamp(f·x + (1 − f)·t) with t = 0, the
+    mean luma or the luma image, so one fused pass clamp(a·x + s·gray + c) serves all
+    samples (identity: a = 1, s = c = 0); hue runs on the samples whose step it is."""
     factors = torch.stack([record.brightness, record.contrast, record.saturation], dim=1)
+    weights = torch.tensor(GRAY_WEIGHTS, device=x.device, dtype=x.dtype)
     for position in range(4):
         which = record.order[:, position]
         active = record.applied & (which < 3)
-        factor = torch.where(active, factors.gather(1, which.clamp(max=2)[:, None]).squeeze(1), 1.0)
-        x = blend_step(x, torch.where(active, which, 3), factor)
+        f = torch.where(active, factors.gather(1, which.clamp(max=2)[:, None]).squeeze(1), 1.0)
+        f = f.to(x.dtype)
+        contrast = active & (which == 1)
+        saturation = active & (which == 2)
+        mean_luma = (x.mean(dim=(2, 3)) * weights).sum(1)
+        offset = torch.where(contrast, (1.0 - f) * mean_luma, 0.0)
+        y = (x * f.view(-1, 1, 1, 1)).add_(offset.view(-1, 1, 1, 1))
+        if bool(saturation.any()):
+            sat_weight = torch.where(saturation, 1.0 - f, 0.0).view(-1, 1, 1, 1)
+            y.add_(grayscale_image(x).mul_(sat_weight))
+        x = y.clamp_(0.0, 1.0)
         hue_idx = torch.nonzero(record.applied & (which == 3) & (record.hue != 0)).squeeze(1)
-        if hue_idx.numel():
-            x = x.index_copy(0, hue_idx, adjust_hue(x[hue_idx], record.hue[hue_idx]))
+        if hue_idx.numel():  # x is this function's own tensor here: update in place
+            x.index_copy_(0, hue_idx, adjust_hue(x[hue_idx], record.hue[hue_idx]))
     return x
 
 
