@@ -220,7 +220,10 @@ def _ellipsoid(x: Tensor, y: Tensor, z: Tensor, prm: Tensor) -> Tensor:
     rx, ry, rz = prm[:, 0], prm[:, 1], prm[:, 2]
     k0 = _length3(x / rx, y / ry, z / rz)
     k1 = _length3(x / (rx * rx), y / (ry * ry), z / (rz * rz)).clamp(min=1e-6)
-    return k0 * (k0 - 1.0) / k1
+    # outside: Quilez's k0(k0−1)/k1; inside: (k0−1)·min radius, a bound that stays
+    # negative down to the centre (matters where an ellipsoid is carved)
+    inner = (k0 - 1.0) * torch.minimum(rx, torch.minimum(ry, rz))
+    return torch.where(k0 < 1.0, inner, k0 * (k0 - 1.0) / k1)
 
 
 def _torus(x: Tensor, y: Tensor, z: Tensor, prm: Tensor) -> Tensor:
