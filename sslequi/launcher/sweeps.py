@@ -255,7 +255,7 @@ def collect(
 ) -> Any:
     """One results table over the sweep's completed runs (``sslequi.evaluation.results.compare``).
 
-    Writes ``<sweep dir>/results`` unless ``out`` is given. Unfinished runs are left out
+    Writes ``comparison.md``/``.csv`` into ``<sweep dir>/results`` (or ``out``). Unfinished runs are left out
     (and named) unless ``include_unfinished``.
     """
     from sslequi.evaluation.results import compare
@@ -267,6 +267,6 @@ def collect(
             f"sweep {manifest.sweep_id}: no completed run to collect yet "
             f"({dict(status_counts(statuses))})"
         )
-    return compare(
-        chosen, out=Path(out) if out is not None else Path(manifest.sweep_dir) / "results"
-    )
+    directory = Path(out) if out is not None else Path(manifest.sweep_dir) / "results"
+    directory.mkdir(parents=True, exist_ok=True)  # compare writes comparison.{md,csv} inside
+    return compare(chosen, out=directory)
