@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslequi.methods.base import Method, MethodConfig
-from sslequi.registry import METHODS, register_method
+from sslequi.registry import METHODS, RegistryError, register_method
 from sslequi.types import Batch, MethodSpec, Parts, RotatedViewSpec, StepOutput
 
 
@@ -95,6 +95,10 @@ class ESSLConfig(MethodConfig):
             raise ValueError(f"essl: rotated_scale must be (lo, hi) in (0, 1], got {scale}")
         self.rotated_scale = scale
         self.base_overrides = dict(self.base_overrides)
+        try:
+            self.base_config()  # unknown base names and override fields fail at config time
+        except RegistryError as error:
+            raise ValueError(f"essl.base: {error}") from None
 
     def base_config(self) -> MethodConfig:
         """The base method's registered config with ``base_overrides`` applied."""

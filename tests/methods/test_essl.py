@@ -12,7 +12,6 @@ from sslequi.augment.builder import make_batch_builder
 from sslequi.data.synthetic import synthetic_raw_batch
 from sslequi.methods.essl import ESSL, ESSLConfig, rotation_classification_loss, rotation_head
 from sslequi.methods.losses import cross_view_infonce
-from sslequi.registry import RegistryError
 
 TINY = "32-32"
 
@@ -86,9 +85,11 @@ def test_single_backbone_copy_in_state_dict(tiny_backbone) -> None:
 
 def test_bad_configs_fail_clearly(tiny_backbone, make_spec_batch) -> None:
     with pytest.raises(ValueError, match="not fields of SimCLRConfig"):
-        ESSLConfig(base_overrides={"temprature": 0.5}).base_config()
-    with pytest.raises(RegistryError, match="available"):
-        ESSLConfig(base="simclrr").base_config()
+        ESSLConfig(base_overrides={"temprature": 0.5})
+    with pytest.raises(ValueError, match="available"):
+        ESSLConfig(base="simclrr")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        ESSLConfig(base_overrides={"temperature": -1.0})
     with pytest.raises(ValueError, match="invariant method"):
         ESSLConfig(base="essl")
     method = _essl(tiny_backbone)
