@@ -30,7 +30,7 @@ separate test set; SIE evaluates on val). 3DIEBench-OOD holds only the val objec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +74,8 @@ class ThreeDIEConfig(DatasetConfig):
     resolution: int = 256
     splits_dir: str = ""
     num_classes: int = 0
-    mean: tuple[float, float, float] = THREEDIE_MEAN
-    std: tuple[float, float, float] = THREEDIE_STD
+    mean: tuple[float, float, float] = field(default_factory=lambda: THREEDIE_MEAN)
+    std: tuple[float, float, float] = field(default_factory=lambda: THREEDIE_STD)
     check_on_open: bool = True
 
     def __post_init__(self) -> None:
