@@ -16,7 +16,7 @@ Protocol (what every method gets; printed and saved with the table):
   definitions and their constant floors, early-stopped on a held-out slice of the
   *training* objects; MRR / H@k for methods with a predictor; parts as each method declares.
 
-Run: ``python benchmarks/compare_3d.py [--steps 300] [--root data/small3d] [--out runs/compare_3d]``.
+Run: ``python benchmarks/compare_3d.py [--steps 300] [--root data/render3d_small] [--out runs/compare_3d]``.
 A benchmark, not a test: it takes about ``len(methods) × (pretrain + eval)`` minutes on 2 cores.
 """
 
@@ -161,7 +161,7 @@ def summary_table(run_dirs: dict[str, Path]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--root", type=Path, default=Path("data/small3d"), help="rendered small preset"
+        "--root", type=Path, default=Path("data/render3d_small"), help="rendered small preset"
     )
     parser.add_argument("--out", type=Path, default=Path("runs/compare_3d"))
     parser.add_argument("--methods", nargs="+", default=list(RECIPES), choices=list(RECIPES))
