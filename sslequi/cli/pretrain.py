@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sslequi.config import ConfigError, register_configs
 from sslequi.train.rundir import SINGLE, SWEEP_ID_ENV, run_slug, sweep_id
@@ -58,9 +58,14 @@ def _slug(explicit: str | None, overrides: Sequence[str] | None) -> str:
     return explicit or run_slug(list(overrides or []))
 
 
+def _first_set(explicit: str | None, default: str) -> str:
+    return explicit or default
+
+
 def register_resolvers() -> None:
     """Resolvers ``pretrain.yaml`` uses to point Hydra's run/sweep dirs into the run dir."""
     resolvers = {
+        "sslequi_or": _first_set,
         "sslequi_experiment": _experiment_name,
         "sslequi_sweep": _sweep_name,
         "sslequi_slug": _slug,
@@ -68,6 +73,24 @@ def register_resolvers() -> None:
     for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The pretraining config as ``sslequi-pretrain <overrides>`` would compose it (for
+    notebooks, scripts and tests; pass it to ``sslequi.train.run.pretrain``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
+        cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    choice = cfg.hydra.runtime.choices.get("experiment")
+    with open_dict(cfg):
+        del cfg["hydra"]
+    cfg.experiment = _experiment_name(cfg.experiment, choice)
+    return cfg
 
 
 def task(cfg: DictConfig) -> None:

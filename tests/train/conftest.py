@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from sslequi.cli.pretrain import configs_dir, register_resolvers
-from sslequi.config import register_configs
+from sslequi.cli.pretrain import compose_config
 
 # A VICReg run small enough for a few CPU steps: 16 px, 32 objects, batch 8, 32-d heads.
 TINY = [
@@ -49,16 +46,12 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def compose_cfg(tmp_path: Path) -> ComposeFn:
     """``compose_cfg(*overrides, tiny=True, run_dir=...)`` → the composed pretrain config."""
-    register_configs()
-    register_resolvers()
 
     def compose_fn(*overrides: str, tiny: bool = True, run_dir: Path | None = None) -> DictConfig:
         items = (TINY if tiny else []) + list(overrides)
         if not any(o.startswith("run_dir=") for o in items):
             items.append(f"run_dir={run_dir or tmp_path / 'run'}")
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-            return compose(config_name="pretrain", overrides=items)
+        return compose_config(items)
 
     return compose_fn
 

@@ -192,3 +192,17 @@ def test_param_groups_exclude_bias_and_norm(compose_cfg) -> None:
     )
     assert groups["method"]["weight_decay"] == 0.1 and groups["method"]["lr"] == 0.5
     assert groups["probe"]["lr"] == resolved.optim.probe_lr
+
+
+def test_experiment_choice_names_the_run_and_a_typo_fails(compose_cfg) -> None:
+    from hydra.errors import MissingConfigException
+
+    from sslequi.cli.pretrain import configs_dir
+
+    recipes = sorted(p.stem for p in (configs_dir() / "experiment").glob("[!_]*.yaml"))
+    if not recipes:
+        pytest.skip("no experiment recipes yet")
+    cfg = compose_cfg(f"experiment={recipes[0]}", tiny=False)
+    assert cfg.experiment == recipes[0]  # runs/<experiment>/... is named by the recipe
+    with pytest.raises(MissingConfigException, match="experiment/no_such_recipe"):
+        compose_cfg("experiment=no_such_recipe")
