@@ -102,12 +102,25 @@ def task(cfg: DictConfig) -> None:
     if HydraConfig.initialized():
         choice = HydraConfig.get().runtime.choices.get("experiment")
         cfg.experiment = _experiment_name(cfg.experiment, choice)
+    distributed = _start_process_group()
     try:
         run_dir = pretrain(cfg)
     except ConfigError as error:
         print(f"sslequi-pretrain: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    finally:
+        if distributed:
+            from sslequi.launcher.ddp import shutdown_distributed
+
+            shutdown_distributed()
     print(f"sslequi-pretrain: run directory {run_dir}", flush=True)
+
+
+def _start_process_group() -> bool:
+    """Under ``torchrun`` or a multi-task submitit job, join the process group (DDP)."""
+    from sslequi.launcher.ddp import init_distributed
+
+    return init_distributed() is not None
 
 
 def main() -> None:

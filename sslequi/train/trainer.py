@@ -279,6 +279,8 @@ class Trainer:
         )
         self.wrapped: nn.Module = self.module
         if self.dist.world_size > 1:
+            if getattr(cfg.launcher, "sync_batchnorm", False):
+                nn.SyncBatchNorm.convert_sync_batchnorm(self.module)
             self.wrapped = nn.parallel.DistributedDataParallel(
                 self.module,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
