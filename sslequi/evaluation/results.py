@@ -195,8 +195,9 @@ def compare(
 ) -> ComparisonTable:
     """One table over several runs: Markdown (printed) + CSV (written to ``out`` if given).
 
-    ``out`` is a directory (→ ``comparison.md`` / ``comparison.csv`` inside) or a file
-    stem (→ ``<out>.md`` / ``<out>.csv``).
+    ``out`` is a directory (→ ``comparison.md`` / ``.csv`` / ``.png`` inside) or a file
+    stem (→ ``<out>.md`` / ``<out>.csv`` / ``<out>.png``, the val numbers as bars with
+    their floors).
     """
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
@@ -242,6 +243,41 @@ def compare(
             md_path, csv_path = out_path.with_suffix(".md"), out_path.with_suffix(".csv")
         md_path.write_text(markdown + "\n")
         csv_path.write_text(table.csv)
+        plot_comparison(rows, md_path.with_suffix(".png"))
     if echo:
         print(markdown)
     return table
+
+
+def plot_comparison(rows: list[ResultRow], path: Path, split: str = "val") -> Path | None:
+    """Bar chart of the ``split`` numbers: one panel per (probe, part, metric), one bar per
+    run, the floor (constant predictor / chance) as a dashed line. None if nothing to plot."""
+    chosen = [r for r in rows if r.split == split]
+    if not chosen:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: dict[tuple[str, str, str], list[ResultRow]] = {}
+    for row in chosen:
+        panels.setdefault((row.probe, row.protocol.part, row.metric), []).append(row)
+    columns = min(4, len(panels))
+    lines = (len(panels) + columns - 1) // columns
+    figure, axes = plt.subplots(lines, columns, figsize=(3.2 * columns, 2.6 * lines), squeeze=False)
+    for axis, ((probe, part, metric), group) in zip(axes.flat, panels.items(), strict=False):
+        labels = [f"{r.run}\n{r.protocol.feature_mode}" for r in group]
+        axis.bar(range(len(group)), [r.value for r in group], color="tab:blue")
+        floors = [r.floor for r in group if r.floor is not None]
+        if floors:
+            axis.axhline(floors[0], color="tab:red", linestyle="--", linewidth=1)
+        axis.set_xticks(range(len(group)), labels, fontsize=6)
+        axis.set_title(f"{probe}/{part}\n{metric}", fontsize=7)
+        axis.tick_params(axis="y", labelsize=6)
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

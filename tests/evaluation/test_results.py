@@ -68,6 +68,7 @@ def test_compare_writes_markdown_and_csv_with_protocol_columns(
     md_text = (tmp_path / "cmp.md").read_text()
     assert csv_text.count("\n") == 4 and "vicreg" in csv_text and "0.2290" in md_text
     assert {line[0] for line in table.cells} == {"a", "b"}
+    assert (tmp_path / "cmp.png").stat().st_size > 0
 
 
 def test_compare_fails_clearly_without_results(tmp_path: Path) -> None:
