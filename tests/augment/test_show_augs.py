@@ -7,7 +7,7 @@ from pathlib import Path
 from sslequi.augment.config import load_augment_config
 from sslequi.augment.pipeline import build_pipeline
 from sslequi.cli.data import main
-from sslequi.cli.data_show_augs import describe, spec_for_recipe, sample_card
+from sslequi.cli.data_show_augs import describe, sample_card, spec_for_recipe
 from sslequi.data.base import DatasetInfo
 
 
