@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-import os
 import pkgutil
 import types
 import typing
@@ -588,9 +587,3 @@ def run_changing_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> 
         if before != after:
             differences.append(f"{key}: {before!r} → {after!r}")
     return differences
-
-
-def env_flag(name: str) -> str | None:
-    """An environment variable, or None when unset or empty."""
-    value = os.environ.get(name)
-    return value or None

@@ -15,9 +15,7 @@ import platform
 import re
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -295,14 +293,3 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     if not file.exists():
         return []
     return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
-
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start
-
-
-def argv_overrides(argv: Sequence[str] | None = None) -> list[str]:
-    """The ``key=value`` arguments of a command line (what Hydra treats as overrides)."""
-    return [
-        a for a in (sys.argv[1:] if argv is None else argv) if "=" in a and not a.startswith("-")
-    ]

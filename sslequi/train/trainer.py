@@ -227,6 +227,9 @@ class Trainer:
         self.logger = logger
         train = cfg.train
 
+        if train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
         self.per_rank_batch = train.batch_size // self.dist.world_size
         self.sampler = ResumableSampler(
             len(dataset), cfg.seed, self.dist.rank, self.dist.world_size, shuffle=True
