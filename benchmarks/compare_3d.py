@@ -7,7 +7,7 @@ Protocol (what every method gets; printed and saved with the table):
   rendered into ``--root`` if it is missing; two distinct renders per object, no 2D
   augmentation (the 3DIEBench protocol);
 - pretraining: the ``<method>_3diebench_cpu`` recipes (configs/experiment): ResNet-18 at width
-  1/8 (64-d features), 64 px, Adam 1e-3 constant, batch ``--batch-size``, ``--steps`` steps,
+  1/8 (64-d features, ImageNet stem), 64 px, Adam 1e-3 constant, batch ``--batch-size``, ``--steps`` steps,
   seed ``--seed``; method coefficients as in the paper recipes (SIE 10/0.45/10/1, VICReg
   10/10/1, SimCLR τ 0.1, EquiMod SimCLR flavour τ 0.1, E-SimCLR = that SimCLR + 0.4 ×
   rotation CE on a half-size crop of view 1);
@@ -127,7 +127,7 @@ def summary_table(run_dirs: dict[str, Path]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     floors: dict[str, str] = {}
     for name, run_dir in run_dirs.items():
-        rows = [r for r in latest(load_results(run_dir)) if r.split != "train"]
+        rows = [r for r in latest(load_results(run_dir)) if r.split == "val"]
         cells = [name]
         for probe, metric, label in wanted:
             match = [
@@ -169,11 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probe-epochs", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args(argv)
 
     import torch
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)  # 1: no oversubscription stalls on shared CPUs
     budget = Budget(args.steps, args.batch_size, args.seed, args.probe_epochs)
     render_if_missing(args.root)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     protocol = (
         f"{stamp}; small preset (12 classes × 40 objects × 12 views, 64 px); "
-        f"ResNet-18 width 1/8 (64-d); Adam 1e-3; batch {budget.batch_size}; "
+        f"ResNet-18 width 1/8, ImageNet stem (64-d); Adam 1e-3; batch {budget.batch_size}; "
         f"{budget.steps} steps; seed {budget.seed}; probes: linear {budget.probe_epochs} ep, "
         f"rotation/colour MLP ≤ {budget.probe_epochs} ep early-stopped on held-out train objects; "
         "val split."
