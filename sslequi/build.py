@@ -35,10 +35,18 @@ def build_method(cfg: ResolvedConfig) -> Method:
 
 
 def build_dataset(dataset_cfg: DatasetConfig, split: str, num_views: int) -> ImageDataset:
-    """The registered dataset class for ``split`` delivering ``num_views`` views per item."""
+    """The registered dataset class for ``split`` delivering ``num_views`` views per item.
+
+    A missing root or a bad data file surfaces as a ``ConfigError`` naming the dataset.
+    """
     import_components()
     dataset_class = DATASETS.get(dataset_cfg.name)
-    dataset = dataset_class(dataset_cfg, split, num_views)
+    try:
+        dataset = dataset_class(dataset_cfg, split, num_views)
+    except (OSError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"dataset {dataset_cfg.name!r} ({split}): {error}") from error
     if not isinstance(dataset, ImageDataset):
         raise TypeError(
             f"dataset {dataset_cfg.name!r} built a {type(dataset)}, not an ImageDataset"
@@ -54,8 +62,17 @@ def feature_dim_of(cfg: ResolvedConfig) -> int:
 
 
 def method_spec_of(cfg: ResolvedConfig) -> MethodSpec:
-    """The method's ``MethodSpec``, from a meta-device build (before any compute)."""
-    with torch.device("meta"):
+    """The method's ``MethodSpec``, from a meta-device build (before any compute).
+
+    A method whose constructor cannot run on ``meta`` is built on the CPU instead. Errors
+    the constructor raises about its options become a ``ConfigError`` naming the method.
+    """
+    try:
+        with torch.device("meta"):
+            method = build_method(cfg)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ConfigError(f"method {cfg.method.name!r}: {error}") from None
+    except (RuntimeError, NotImplementedError):
         method = build_method(cfg)
     return method.spec()
 

@@ -326,7 +326,8 @@ class Trainer:
                 self.probe.load_state_dict(state["probe"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            self.scaler.load_state_dict(state["scaler"])
+            if state["scaler"]:  # empty when saved without a (CUDA float16) scaler
+                self.scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError) as error:
             raise ConfigError(f"checkpoint does not match this run: {error}") from None
         self.step = int(state["step"])
@@ -485,6 +486,7 @@ class Trainer:
                             train.online_probe_every > 0
                             and self.step % train.online_probe_every == 0
                             and self.logger is not None
+                            and self._probe_seen > 0
                         ):
                             self.logger.log(self.step, self._flush_probe())
                         if self._checkpoint_due():
