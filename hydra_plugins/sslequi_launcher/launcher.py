@@ -7,8 +7,8 @@ until every job ends (hydra#2479). This subclass:
   and checks every sweep point before submitting (``sslequi.launcher.submit.plan_sweep``);
 - submits the whole sweep as one SLURM array (``map_array``) and writes a sweep manifest;
   with ``launcher.wait=false`` it returns at once;
-- in each job, initialises the process group from submitit's task environment
-  (``sslequi.launcher.ddp``) before the task runs;
+- runs each job once per task (one task per GPU); the task function joins the process
+  group from submitit's task environment (``sslequi.launcher.ddp.init_distributed``);
 - on submitit's USR2, ``checkpoint`` first asks the running trainer to save (which marks
   ``run.json`` requeued), then resubmits itself with ``train.resume=auto``. submitit stays the
   only owner of the signal (harness_lessons.md §7.3).
@@ -116,22 +116,6 @@ class SslequiLauncher(BaseSubmititLauncher):
                 for run in plan.runs
             ]
         return [job.results()[0] for job in jobs]
-
-    def __call__(
-        self,
-        sweep_overrides: list[str],
-        job_dir_key: str,
-        job_num: int,
-        job_id: str,
-        singleton_state: dict[type, Singleton],
-    ) -> JobReturn:
-        from sslequi.launcher import ddp
-
-        ddp.init_distributed()
-        try:
-            return super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
-        finally:
-            ddp.shutdown_distributed()
 
     def checkpoint(self, sweep_overrides: list[str], *args: Any, **kwargs: Any) -> Any:
         """Save the running trainer's state, then resubmit this job to resume from it."""

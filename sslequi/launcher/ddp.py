@@ -3,8 +3,10 @@
 One process per task (one task per GPU, harness_lessons.md §7.4). Under submitit the
 rendezvous variables come from ``submitit.helpers.TorchDistributedEnvironment`` (first
 host of the allocation, a port seeded by the job id); under ``torchrun`` they are already
-in the environment. gloo on CPU, nccl on GPU. The trainer (sslequi/train) only *respects*
-an initialised process group: it shards data, wraps DDP and lets rank 0 write.
+in the environment. gloo on CPU, nccl on GPU. ``sslequi-pretrain``'s task joins the group
+with ``init_distributed``; the trainer (sslequi/train) only *respects* it: it shards data,
+converts BatchNorm to SyncBatchNorm when ``launcher.sync_batchnorm``, wraps DDP and lets
+rank 0 write.
 
 Batch and LR contract: the config's ``batch_size`` is the *global* batch; each rank takes
 ``batch_size / world_size`` (``per_rank_batch_size``), and the recipe's ``lr_scaling``
@@ -19,7 +21,6 @@ from typing import Literal
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from sslequi.config import LauncherConfig
 from sslequi.launcher.config import LauncherConfigError, SubmitLauncherConfig
@@ -144,10 +145,3 @@ def check_sync_batchnorm(config: LauncherConfig, use_cuda: bool) -> None:
             "launcher.sync_batchnorm=true needs GPUs: torch's SyncBatchNorm rejects CPU "
             "tensors. Set launcher.sync_batchnorm=false for CPU runs."
         )
-
-
-def convert_sync_batchnorm(model: nn.Module, config: LauncherConfig) -> nn.Module:
-    """Replace BatchNorm layers with SyncBatchNorm when asked and a process group is up."""
-    if sync_batchnorm_requested(config) and dist.is_available() and dist.is_initialized():
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return model

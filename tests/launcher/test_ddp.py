@@ -135,15 +135,57 @@ def test_explicit_tasks_per_node_must_equal_gpus_per_node() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="SyncBatchNorm runs on GPU only")
-def test_sync_batchnorm_converts_on_gpu(tmp_path: Path) -> None:
+def test_sync_batchnorm_runs_on_gpu() -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
     torch.distributed.init_process_group("nccl", init_method="env://", rank=0, world_size=1)
     try:
+        ddp.check_sync_batchnorm(SubmititLocalLauncherConfig(sync_batchnorm=True), use_cuda=True)
         model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).cuda()
-        converted = ddp.convert_sync_batchnorm(
-            model, SubmititLocalLauncherConfig(sync_batchnorm=True)
-        )
+        converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # as the trainer does
         assert isinstance(converted[1], nn.SyncBatchNorm)
         converted(torch.randn(2, 3, 8, 8, device="cuda")).sum().backward()
     finally:
         ddp.shutdown_distributed()
+
+
+def _submitit_rank_main(rank: int, port: int, out: Path) -> None:
+    """One task of a 2-task SLURM job as submitit sees it (no torchrun variables)."""
+    torch.set_num_threads(1)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        SUBMITIT_EXECUTOR="slurm",
+        SLURM_JOB_ID="777",
+        SLURM_NTASKS="2",
+        SLURM_PROCID=str(rank),
+        SLURM_LOCALID=str(rank),
+        SLURM_NODEID="0",
+        SLURM_JOB_NUM_NODES="1",
+        SLURM_JOB_NODELIST="localhost",
+        MASTER_PORT=str(port),
+    )
+    assert ddp.detect_source() == "submitit"
+    context = ddp.init_distributed(use_cuda=False)
+    assert context is not None and context.source == "submitit"
+    value = torch.tensor([float(rank + 1)])
+    torch.distributed.all_reduce(value)
+    torch.save(
+        {"rank": context.rank, "world": context.world_size, "sum": value.item()},
+        out / f"submitit{rank}.pt",
+    )
+    ddp.shutdown_distributed()
+
+
+def test_process_group_from_submitit_task_environment(tmp_path: Path) -> None:
+    context = mp.get_context("fork")
+    port = _free_port()
+    workers = [
+        context.Process(target=_submitit_rank_main, args=(r, port, tmp_path)) for r in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    results = [torch.load(tmp_path / f"submitit{r}.pt") for r in range(2)]
+    assert [(r["rank"], r["world"], r["sum"]) for r in results] == [(0, 2, 3.0), (1, 2, 3.0)]
