@@ -181,7 +181,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    actions: Any = field(default_factory=ActionsConfig)
+    actions: ActionsConfig = field(default_factory=ActionsConfig)  # type: ignore[valid-type]
     experiment: str = "default"
     seed: int = 0
     output_root: str = "runs"
