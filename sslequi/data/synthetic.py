@@ -140,12 +140,17 @@ def euler_xyz_to_matrix(angles: np.ndarray) -> np.ndarray:
     """scipy ``Rotation.from_euler('xyz', a).as_matrix()`` = R_z R_y R_x, batched: [..., 3, 3]."""
     ax, ay, az = angles[..., 0], angles[..., 1], angles[..., 2]
     cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rows = [
-        [cz * cy, cz * sy * sx - sz * cx, cz * sy * cx + sz * sx],
-        [sz * cy, sz * sy * sx + cz * cx, sz * sy * cx - cz * sx],
-        [-sy, cy * sx, cy * cx],
-    ]
-    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
+    matrix = np.empty((*angles.shape[:-1], 3, 3))
+    matrix[..., 0, 0] = cz * cy
+    matrix[..., 0, 1] = cz * sy * sx - sz * cx
+    matrix[..., 0, 2] = cz * sy * cx + sz * sx
+    matrix[..., 1, 0] = sz * cy
+    matrix[..., 1, 1] = sz * sy * sx + cz * cx
+    matrix[..., 1, 2] = sz * sy * cx - cz * sx
+    matrix[..., 2, 0] = -sy
+    matrix[..., 2, 1] = cy * sx
+    matrix[..., 2, 2] = cy * cx
+    return matrix
 
 
 def hsv_to_rgb(h: np.ndarray, s: float | np.ndarray, v: float | np.ndarray) -> np.ndarray:
@@ -256,8 +261,10 @@ def render_views(obj: SyntheticObject, latents: np.ndarray, resolution: int) -> 
     inside = (sx >= 0) & (sx < res) & (sy >= 0) & (sy < res)
     point = np.repeat(np.arange(v_count * n_points), dx.size)[inside]
     flat = (point // n_points * res + sy[inside]) * res + sx[inside]
-    order = np.lexsort((-cam[..., 2].ravel()[point], flat))  # by pixel, nearest first
-    first = np.unique(flat[order], return_index=True)[1]
+    # One sort key: pixel first, then nearness (depth ∈ [−1, 1] after normalisation).
+    order = np.argsort(flat * 4.0 + (2.0 - cam[..., 2].ravel()[point]))
+    flat_sorted = flat[order]
+    first = np.flatnonzero(np.r_[True, flat_sorted[1:] != flat_sorted[:-1]])
     chosen = order[first]
     pixels = image.reshape(-1, 3)
     pixels[flat[chosen]] = colours[point[chosen]]
