@@ -15,10 +15,11 @@ from sslequi.evaluation.results import compare
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run directories holding results.json")
-    parser.add_argument("--out", default=None, help="write <out>.md and <out>.csv (or a dir)")
+    parser.add_argument("--out", default=None, help="write <out>.md/.csv/.png (or into a dir)")
+    parser.add_argument("--skip-missing", action="store_true", help="skip unevaluated runs")
     args = parser.parse_args(argv)
     try:
-        compare(args.runs, out=args.out)
+        compare(args.runs, out=args.out, skip_missing=args.skip_missing)
     except (FileNotFoundError, ValueError) as error:
         print(f"compare: {error}", file=sys.stderr)
         return 2

@@ -191,13 +191,17 @@ def _fmt(value: object) -> str:
 
 
 def compare(
-    run_dirs: list[Path | str], out: Path | str | None = None, echo: bool = True
+    run_dirs: list[Path | str],
+    out: Path | str | None = None,
+    echo: bool = True,
+    skip_missing: bool = False,
 ) -> ComparisonTable:
     """One table over several runs: Markdown (printed) + CSV (written to ``out`` if given).
 
     ``out`` is a directory (→ ``comparison.md`` / ``.csv`` / ``.png`` inside) or a file
     stem (→ ``<out>.md`` / ``<out>.csv`` / ``<out>.png``, the val numbers as bars with
-    their floors).
+    their floors). A run without results.json is an error, or skipped with a note when
+    ``skip_missing`` (e.g. a sweep's collect while some runs are still being evaluated).
     """
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
@@ -206,6 +210,9 @@ def compare(
     rows: list[ResultRow] = []
     for run_dir, label in zip(dirs, labels, strict=True):
         if not (run_dir / RESULTS_FILE).exists():
+            if skip_missing:
+                print(f"compare: skipping {run_dir} (no {RESULTS_FILE} yet)")
+                continue
             raise FileNotFoundError(
                 f"{run_dir} has no {RESULTS_FILE}; evaluate it first "
                 f"(sslequi-eval run={run_dir} probes=[...])"

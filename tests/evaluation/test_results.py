@@ -74,6 +74,11 @@ def test_compare_writes_markdown_and_csv_with_protocol_columns(
 def test_compare_fails_clearly_without_results(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=f"has no {RESULTS_FILE}"):
         compare([tmp_path])
+    evaluated = tmp_path / "done"
+    evaluated.mkdir()
+    append_results(evaluated, [_row(0.4)])
+    table = compare([tmp_path, evaluated], skip_missing=True, echo=False)
+    assert [r.value for r in table.rows] == [0.4]
 
 
 def test_wandb_summary_skipped_without_run_id(tmp_path: Path) -> None:
