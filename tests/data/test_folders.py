@@ -10,7 +10,8 @@ import pytest
 import torch
 from torchvision.io import encode_jpeg, write_png
 
-from sslequi.build import build_dataset
+from sslequi.build import build_dataset as build_via_harness
+from sslequi.data.base import DatasetConfig, ImageDataset
 from sslequi.data.check import DataError, quiet_codec
 from sslequi.data.folders import (
     CIFAR10Config,
@@ -19,7 +20,13 @@ from sslequi.data.folders import (
     ImageNet100Config,
     STL10Config,
 )
+from sslequi.registry import DATASETS
 from sslequi.types import collate_samples
+
+
+def build_dataset(config: DatasetConfig, split: str, num_views: int) -> ImageDataset:
+    """The registered class directly, so its own ``DataError`` reaches the test."""
+    return DATASETS.get(config.name)(config, split, num_views)
 
 
 def _cifar_batch(
@@ -47,7 +54,7 @@ def _write_cifar10(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
 
 def test_cifar10_reads_the_python_format(tmp_path: Path) -> None:
     written = _write_cifar10(tmp_path)
-    train = build_dataset(CIFAR10Config(root=str(tmp_path)), "train", 2)
+    train = build_via_harness(CIFAR10Config(root=str(tmp_path)), "train", 2)
     assert len(train) == 15 and train.info.num_classes == 10 and not train.info.distinct_views
     assert train.info.mean == (0.4914, 0.4822, 0.4465) and train.info.latent_dim is None
     sample = train[4]  # batch 2, row 1
