@@ -23,6 +23,7 @@ from sslequi.evaluation.results import ResultRow, append_results
 from sslequi.launcher.config import SlurmLauncherConfig
 from sslequi.launcher.slurm import render_sbatch
 from sslequi.launcher.sweeps import SweepManifest, sweep_status
+from sslequi.train.rundir import RunDir, read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_slurm  # noqa: E402
@@ -152,3 +153,60 @@ def test_status_of_a_missing_manifest_is_a_clear_error(
 ) -> None:
     assert sweep_cli.main(["status", str(tmp_path / argument)]) == 2
     assert "no sweep manifest" in capsys.readouterr().err
+
+
+def test_slurm_job_requeues_itself_on_usr2_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``scancel --signal USR2`` (SLURM's pre-preemption signal) on a running SLURM job:
+    submitit's handler checkpoints through our launcher, runs ``scontrol requeue``, and the
+    requeued job resumes in the same run directory until it completes."""
+    env = _sweep_env(tmp_path, monkeypatch)
+    steps = 40
+    run = [
+        "seed=0",
+        *COMMON,
+        "launcher.wait=false",
+        f"train.steps={steps}",
+        "train.log_every=2",
+        "dataset.resolution=16",
+        "dataset.n_objects=32",
+        "dataset.n_val_objects=8",
+        "method.projector=32-32",
+        "train.online_probe_every=0",
+    ]
+    log = tmp_path / "submit.log"
+    with log.open("w") as stream:
+        code = subprocess.call(
+            ["sslequi-pretrain", "-m", *run],
+            cwd=tmp_path,
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        )
+    assert code == 0, log.read_text()
+    (sweep_dir,) = (tmp_path / "runs" / "default").iterdir()
+    manifest = SweepManifest.read(sweep_dir)
+    (point,) = manifest.runs
+    run_dir = Path(point.run_dir)
+
+    def training() -> bool:
+        steps_logged = [r["step"] for r in read_metrics(run_dir)]
+        return bool(steps_logged) and max(steps_logged) >= 6
+
+    _wait_until(training, 240, "the job to train")
+    subprocess.check_call(["scancel", point.job_id, "--signal", "USR2"], env=env)
+
+    def finished() -> bool:
+        return sweep_status(manifest)[0].scheduler_state in fake_slurm.TERMINAL
+
+    _wait_until(finished, 300, "the requeued job to finish")
+    (status,) = sweep_status(manifest)
+    info = RunDir(run_dir, writer=False).read_info()
+    assert info is not None
+    logs = "".join(p.read_text() for p in Path(manifest.sweep_dir).rglob("*_log.*"))
+    assert status.state == "completed" and status.scheduler_state == "COMPLETED", logs[-3000:]
+    assert info.attempts == 2 and info.step == steps
+    assert "this job is preempted" in logs and f"Requeued job {point.job_id}" in logs
+    assert [r["step"] for r in read_metrics(run_dir)] == list(range(2, steps + 1, 2))
