@@ -138,3 +138,17 @@ def test_check_cli_ok(tiny_root: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert data_main(["check", str(tiny_root)]) == 0
     out = capsys.readouterr().out
     assert "OK: no problems found" in out and "airplane" in out
+
+
+def test_preview_and_stats_on_a_root_without_render_info(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real-format root (no render_info.json): the sweep orders one object's views by angle."""
+    (root / "render_info.json").unlink()
+    out = root.parent / "sheet.png"
+    assert (
+        data_main(["preview", str(root), "--out", str(out), "--columns", "4", "--size", "24"]) == 0
+    )
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert data_main(["check", str(root), "--quick", "--stats"]) == 0
+    assert "train mean" in capsys.readouterr().out
