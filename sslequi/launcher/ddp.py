@@ -9,7 +9,8 @@ converts BatchNorm to SyncBatchNorm when ``launcher.sync_batchnorm``, wraps DDP 
 rank 0 write.
 
 Batch and LR contract: the config's ``batch_size`` is the *global* batch; each rank takes
-``batch_size / world_size`` (``per_rank_batch_size``), and the recipe's ``lr_scaling``
+``batch_size / world_size`` (a remainder fails in ``sslequi.config.validate``, which the
+launcher runs with its world size before submission), and the recipe's ``lr_scaling``
 applies to the global batch, so one recipe trains the same way on any GPU count.
 """
 
@@ -42,10 +43,6 @@ class DistributedContext:
     backend: str
     device: torch.device
     source: Source
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
 
 def detect_source() -> Source | None:
@@ -107,19 +104,6 @@ def shutdown_distributed() -> None:
     """Destroy the default process group if one is up."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def per_rank_batch_size(global_batch_size: int, world_size: int) -> int:
-    """``global_batch_size / world_size``; a remainder is a config error, not a silent drop."""
-    if world_size < 1:
-        raise DistributedConfigError(f"world size must be >= 1, got {world_size}")
-    if global_batch_size % world_size:
-        raise DistributedConfigError(
-            f"batch_size={global_batch_size} (the global batch) is not divisible by the "
-            f"world size {world_size}; choose a multiple of {world_size} or change the "
-            "number of GPUs/tasks"
-        )
-    return global_batch_size // world_size
 
 
 def check_tasks_per_node(config: SubmitLauncherConfig) -> None:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -236,18 +237,14 @@ def format_status(manifest: SweepManifest, statuses: Sequence[RunStatus]) -> str
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]))
-    counts: dict[str, int] = {}
-    for status in statuses:
-        counts[status.state] = counts.get(status.state, 0) + 1
+    counts = status_counts(statuses)
     lines.append(", ".join(f"{state}: {count}" for state, count in sorted(counts.items())))
     return "\n".join(lines)
 
 
 def status_counts(statuses: Sequence[RunStatus]) -> Mapping[str, int]:
-    counts: dict[str, int] = {}
-    for status in statuses:
-        counts[status.state] = counts.get(status.state, 0) + 1
-    return counts
+    """How many runs are in each state."""
+    return Counter(status.state for status in statuses)
 
 
 def collect(

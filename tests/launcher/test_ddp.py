@@ -58,7 +58,7 @@ def _rank_main(rank: int, port: int, out: Path) -> None:
     context = ddp.init_distributed(use_cuda=False)
     assert context is not None and context.world_size == WORLD_SIZE
     assert context.backend == "gloo" and context.source == "torchrun"
-    per_rank = ddp.per_rank_batch_size(GLOBAL_BATCH, context.world_size)
+    per_rank = GLOBAL_BATCH // context.world_size
     model = DistributedDataParallel(_model())
     view_a, view_b = _global_batch()
     rows = slice(rank * per_rank, (rank + 1) * per_rank)
@@ -109,12 +109,6 @@ def test_gather_is_identity_without_process_group() -> None:
     tensor = torch.randn(3, 2, requires_grad=True)
     assert gather(tensor) is tensor
     assert ddp.init_distributed(use_cuda=False) is None
-
-
-def test_batch_not_divisible_by_world_size_is_refused() -> None:
-    assert ddp.per_rank_batch_size(256, 4) == 64
-    with pytest.raises(ddp.DistributedConfigError, match="not divisible by the world size 3"):
-        ddp.per_rank_batch_size(256, 3)
 
 
 def test_sync_batchnorm_refused_on_cpu() -> None:
