@@ -9,6 +9,7 @@ from pathlib import Path
 from sslequi.cli.data import register_subcommand
 from sslequi.data.render.generate import PRESETS, RenderConfig, default_workers, generate
 from sslequi.data.render.shapes import CLASSES
+from sslequi.data.render.tracer import TraceSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=[c.name for c in CLASSES], metavar="CLASS",
                         help=f"subset of: {' '.join(c.name for c in CLASSES)}")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--supersample", type=int, default=1,
+                        help="s×s rays per pixel, averaged (anti-aliasing; s² the cost)")  # fmt: skip
     parser.add_argument("--bgr", action="store_true",
                         help="write R/B-swapped JPEGs like the real files probably are")  # fmt: skip
 
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         classes=tuple(args.classes) if args.classes else None,
         device=args.device,
         channel_order="bgr" if args.bgr else "rgb",
+        trace=TraceSettings(supersample=args.supersample),
     )
     start = time.perf_counter()
     summary = generate(config)

@@ -14,7 +14,7 @@ from sslequi.data.render.generate import PRESETS, object_geometry
 from sslequi.data.render.scene import CAMERA_POSITION, ViewBatch, euler_xyz_matrix, sample_latents
 from sslequi.data.render.sdf import CompiledShape
 from sslequi.data.render.shapes import CLASSES, class_by_name
-from sslequi.data.render.tracer import render_views
+from sslequi.data.render.tracer import TraceSettings, render_views
 from tests.data.conftest import render_tiny
 
 RES = 24
@@ -162,3 +162,13 @@ def test_compiled_shape_matches_per_primitive_formulas() -> None:
                 assert g == pytest.approx(e, abs=1e-5), prim.kind
     carved = CompiledShape([box((0, 0, 0), (1, 1, 1)), box((0, 0, 0), (0.5, 0.5, 0.5), carve=True)])
     assert carved.distance(torch.zeros(1, 3)).item() == pytest.approx(0.5)
+
+
+def test_supersampling_averages_a_finer_render() -> None:
+    shape, palette = object_geometry(class_by_name("chair"), seed=0, index=0)
+    views = _views(np.array([[0.3, -0.2, 0.5]]))
+    fine = render_views(shape, palette, views, 2 * 16)
+    smooth = render_views(shape, palette, views, 16, TraceSettings(supersample=2))
+    expected = fine.double().view(1, 3, 16, 2, 16, 2).mean(dim=(3, 5))
+    assert smooth.shape == (1, 3, 16, 16)
+    assert (smooth.double() - expected).abs().max() <= 0.5
