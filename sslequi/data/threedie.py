@@ -137,6 +137,7 @@ class ThreeDIEBench(ObjectDataset):
         # labels = rank among every synset of the benchmark: read both split files
         self.synsets = synset_order([self.index] + [load_split(self.splits_dir, s) for s in other])
         num_classes = config.num_classes or len(self.synsets)
+        self._views: dict[int, list[int]] = {}
         if config.check_on_open:
             self._cheap_checks()
         self.info = DatasetInfo(
@@ -147,7 +148,6 @@ class ThreeDIEBench(ObjectDataset):
             latent_dim=self.latent_dim,
             distinct_views=True,
         )
-        self._views: dict[int, list[int]] = {}
 
     # --- open-time checks -----------------------------------------------------------
 
@@ -172,6 +172,14 @@ class ThreeDIEBench(ObjectDataset):
         # labels are checked against the synsets of every available split
         problems = [p for p in report.problems if p.kind != "label_mismatch"]
         problems += label_problems(self.index, self.synsets, self.splits_dir)
+        if not problems:  # the sampled objects must have the views the method asks for
+            for i in _evenly_spaced(len(self), OPEN_CHECK_SAMPLE):
+                views = discover_views(self.folder(i))[0]
+                if len(views) < self.num_views:
+                    raise DataError(
+                        f"{self.config.name}: the method asks for {self.num_views} distinct "
+                        f"views per item but {self.folder(i)} has {len(views)} ({views})"
+                    )
         if problems:
             listed = "\n  ".join(str(p) for p in problems[:10])
             raise DataError(
@@ -232,6 +240,12 @@ class ThreeDIEBench(ObjectDataset):
         if image.shape[-2:] != (size, size):
             image = tvf.resize(image, [size, size], antialias=True)
         return image
+
+
+def _evenly_spaced(n: int, count: int) -> list[int]:
+    if n <= count:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)})
 
 
 @register_dataset("3diebench_t", config=ThreeDIETConfig)

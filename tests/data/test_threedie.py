@@ -157,6 +157,8 @@ def test_ood_variant(tmp_path: Path, tiny_root: Path) -> None:
 
 
 def test_too_many_views_requested(tiny_root: Path) -> None:
-    dataset = ThreeDIEBench(ThreeDIEConfig(root=str(tiny_root)), "train", 5)
     with pytest.raises(ValueError, match="5 distinct views"):
-        dataset[0]
+        ThreeDIEBench(ThreeDIEConfig(root=str(tiny_root)), "train", 5)
+    unchecked = ThreeDIEBench(ThreeDIEConfig(root=str(tiny_root), check_on_open=False), "train", 5)
+    with pytest.raises(ValueError, match="5 distinct views"):
+        unchecked[0]
