@@ -19,7 +19,7 @@ import copy
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -160,19 +160,36 @@ def _hydra_config_of(cfg: DictConfig) -> Iterator[None]:
 
 def _load_point(
     load_config: Callable[[list[str]], DictConfig], overrides: list[str]
-) -> tuple[ResolvedConfig, Path]:
-    """One point's typed config and run directory, resolved as its job will resolve them."""
+) -> tuple[ResolvedConfig, Path, Path]:
+    """One point's typed config, run directory and Hydra sweep directory, resolved as its
+    job will resolve them (``run_dir`` wins over Hydra's output directory, as in
+    ``sslequi.train.run.locate_run_dir``)."""
     cfg = load_config(overrides)
     task_cfg = copy.deepcopy(cfg)
     with read_write(task_cfg), open_dict(task_cfg):
         del task_cfg["hydra"]  # as Hydra's run_job hands the task its config
     with _hydra_config_of(cfg):
         resolved = resolve_config(task_cfg)
-        if resolved.run_dir:
-            run_dir = Path(os.path.abspath(resolved.run_dir))
-        else:
-            run_dir = Path(os.path.abspath(str(cfg.hydra.sweep.dir))) / str(cfg.hydra.sweep.subdir)
-    return resolved, run_dir
+        sweep_dir = Path(os.path.abspath(str(cfg.hydra.sweep.dir)))
+        run_dir = sweep_dir / str(cfg.hydra.sweep.subdir)
+    if resolved.run_dir:
+        run_dir = Path(os.path.abspath(resolved.run_dir))
+    return resolved, run_dir, sweep_dir
+
+
+def _validate_for_job(resolved: ResolvedConfig, launcher: SubmitLauncherConfig) -> None:
+    """The core's validation with the job's world size, as the job's machine sees it.
+
+    A SLURM sweep is planned on a login node that may have no GPU; a ``train.device=cuda``
+    there is checked against the allocation (``gpus_per_node``), not this machine.
+    """
+    if isinstance(launcher, SlurmLauncherConfig) and resolved.train.device.startswith("cuda"):
+        if launcher.gpus_per_node == 0:
+            raise LauncherConfigError(
+                f"train.device={resolved.train.device} but launcher.gpus_per_node=0"
+            )
+        resolved = replace(resolved, train=replace(resolved.train, device="auto"))
+    validate(resolved, world_size=launcher.world_size())
 
 
 def sweep_identity(config: DictConfig) -> tuple[str, str]:
@@ -185,6 +202,17 @@ def sweep_identity(config: DictConfig) -> tuple[str, str]:
     task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
     name = safe_name(explicit) if explicit else default_sweep_name(task)
     return name, new_sweep_id(name)
+
+
+def _pinning_overrides(job: Sequence[str], sweep_name: str, sweep_id: str) -> list[str]:
+    """What a point's job receives beyond the user's overrides (see the module docstring)."""
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in job}
+    extra = [f"launcher.sweep_id={_quoted(sweep_id)}"]
+    if "run_slug" not in keys:
+        extra.append(f"run_slug={_quoted(run_slug(job))}")
+    if "logger.group" not in keys:
+        extra.append(f"logger.group={_quoted(sweep_name)}")
+    return extra
 
 
 def plan_sweep(
@@ -204,43 +232,37 @@ def plan_sweep(
     if not job_overrides:
         raise ConfigError("a sweep needs at least one point")
     jobs = [list(job) for job in job_overrides]
-    runs: list[PlannedRun] = []
-    launcher: SubmitLauncherConfig | None = None
-    for index, job in enumerate(jobs):
-        keys = {o.split("=", 1)[0].lstrip("+~") for o in job}
-        extra = [f"launcher.sweep_id={_quoted(sweep_id)}"]
-        if "run_slug" not in keys:
-            extra.append(f"run_slug={_quoted(run_slug(job))}")
-        if "logger.group" not in keys:
-            extra.append(f"logger.group={_quoted(sweep_name)}")
-        resolved, run_dir = _load_point(load_config, [*job, *extra])
-        if launcher is None:
-            if not isinstance(resolved.launcher, SubmitLauncherConfig):
-                raise LauncherConfigError(
-                    f"launcher={resolved.launcher.name} runs in-process; the submitit "
-                    "launcher needs launcher=submitit_local or launcher=slurm"
-                )
-            launcher = resolved.launcher
-            check_launcher(launcher, resolved)
-        elif resolved.launcher != launcher:
-            raise LauncherConfigError(
-                f"sweep point #{index} ({' '.join(job)}) changes launcher options: all "
-                "points of a sweep share one job array, so sweep the launcher in separate "
-                "commands"
-            )
-        validate(resolved, world_size=launcher.world_size())
-        runs.append(
-            PlannedRun(
-                index=index,
-                user_overrides=job,
-                job_overrides=[*job, *extra],
-                run_slug=run_dir.name,
-                run_dir=run_dir,
-            )
+    pinned = [[*job, *_pinning_overrides(job, sweep_name, sweep_id)] for job in jobs]
+    points = [_load_point(load_config, overrides) for overrides in pinned]
+    first, _, sweep_dir = points[0]
+    launcher = first.launcher
+    if not isinstance(launcher, SubmitLauncherConfig):
+        raise LauncherConfigError(
+            f"launcher={launcher.name} runs in-process; the submitit launcher needs "
+            "launcher=submitit_local or launcher=slurm"
         )
-    assert launcher is not None
+    check_launcher(launcher, first)
+    for index, (resolved, _, _) in enumerate(points):
+        if resolved.launcher != launcher:
+            raise LauncherConfigError(
+                f"sweep point #{index} ({' '.join(jobs[index])}) changes launcher options: "
+                "all points of a sweep share one job array, so sweep the launcher in "
+                "separate commands"
+            )
+        _validate_for_job(resolved, launcher)
+    runs = [
+        PlannedRun(
+            index=index,
+            user_overrides=job,
+            job_overrides=overrides,
+            run_slug=run_dir.name,
+            run_dir=run_dir,
+        )
+        for index, (job, overrides, (_, run_dir, _)) in enumerate(
+            zip(jobs, pinned, points, strict=True)
+        )
+    ]
     check_unique_run_dirs([run.run_dir for run in runs], jobs)
-    sweep_dir = runs[0].run_dir.parent
     sweep_dir.mkdir(parents=True, exist_ok=True)
     try:
         os.close(os.open(sweep_dir / MANIFEST_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY))

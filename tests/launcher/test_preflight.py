@@ -98,6 +98,15 @@ def test_bad_slurm_settings_are_refused(
     _assert_nothing_claimed(tmp_path)
 
 
+@pytest.mark.usefixtures("fake_sbatch")
+def test_gpu_sweep_is_planned_on_a_cpu_login_node(load: Loader, tmp_path: Path) -> None:
+    gpu = ["launcher=slurm", "launcher.gpus_per_node=4", "train.device=cuda", "seed=0"]
+    plan = _plan(load, [*gpu, "train.batch_size=64", "launcher.sync_batchnorm=true"])
+    assert plan.launcher.world_size() == 4
+    with pytest.raises(ConfigError, match="launcher.gpus_per_node=0"):
+        _plan(load, ["launcher=slurm", "launcher.gpus_per_node=0", "train.device=cuda"])
+
+
 def test_colliding_run_names_are_refused(load: Loader, tmp_path: Path) -> None:
     local = ["launcher=submitit_local", "train.checkpoint_every_min=0"]
     with pytest.raises(RunNameCollisionError, match="#0 .* and #2 .*seed-0"):
