@@ -128,17 +128,21 @@ def build_batch(method: Method, batch_size: int, resolution: int, device: str) -
     raise RuntimeError("no augment recipe fits this method:\n  " + "\n  ".join(errors))
 
 
-def synchronise(device: str) -> None:
+def timed(fn: Callable[[], None], device: str) -> float:
+    """Milliseconds of ``fn``: wall time on CUDA; this process's CPU time on the CPU.
+
+    CPU time is immune to other processes taking the cores (shared machines); with one
+    torch thread it equals the compute time of the step.
+    """
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def timed(fn: Callable[[], None], device: str) -> float:
-    synchronise(device)
-    start = time.perf_counter()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - start) * 1000.0
+    start = time.process_time()
     fn()
-    synchronise(device)
-    return (time.perf_counter() - start) * 1000.0
+    return (time.process_time() - start) * 1000.0
 
 
 def measure(name: str, args: argparse.Namespace, backbone_cfg: BackboneConfig) -> Row:
@@ -238,19 +242,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: no oversubscription)"
+    )
     parser.add_argument("--methods", nargs="*", default=None, help="default: all registered")
     parser.add_argument("--style", default="torchvision", choices=["torchvision", "vicreg"])
     args = parser.parse_args()
     if args.resolution is None:
         args.resolution = 128 if args.device.startswith("cuda") else 64
-    if args.threads:
+    if args.threads and not args.device.startswith("cuda"):
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
         device_name = torch.cuda.get_device_name(0) + ", bf16 autocast, channels_last"
     else:
-        device_name = f"CPU ({torch.get_num_threads()} threads)"
+        device_name = f"CPU ({torch.get_num_threads()} thread(s), process CPU time)"
 
     import_components()
     names = args.methods or METHODS.names()
