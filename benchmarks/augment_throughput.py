@@ -13,24 +13,30 @@ output side = input side (32 and 64 px by default).
 
 img/s counts source images (each yields two views); each figure is the best of
 ``--repeats`` timed passes over ``--images`` images, all measured in the same run.
+``OMP_WAIT_POLICY`` defaults to PASSIVE here: on a shared, oversubscribed CPU, spinning
+OpenMP threads make every multi-threaded torch op (ours and kornia's) several times
+slower; lightly's workers run single-threaded and are unaffected.
 Usage: ``python benchmarks/augment_throughput.py [--sizes 32 64] [--device cuda]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
-import numpy as np
-import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from sslequi.augment.config import load_augment_config
-from sslequi.augment.pipeline import build_pipeline
-from sslequi.data.base import DatasetInfo
-from sslequi.types import MethodSpec
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from sslequi.augment.config import load_augment_config  # noqa: E402
+from sslequi.augment.pipeline import build_pipeline  # noqa: E402
+from sslequi.data.base import DatasetInfo  # noqa: E402
+from sslequi.types import MethodSpec  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -147,7 +153,8 @@ def main() -> None:
     device = torch.device(args.device)
     rng = np.random.default_rng(0)
     print(
-        f"device {device}, {args.threads} threads, batch {args.batch}, {args.images} images, "
+        f"device {device}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+        f"{args.threads} threads, batch {args.batch}, {args.images} images, "
         f"best of {args.repeats}; img/s = source images (2 views each)"
     )
     header = (

@@ -111,6 +111,15 @@ def apply_separable(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     return y.view(n, h, c, w).permute(0, 2, 1, 3).contiguous()
 
 
+def _crop_coordinates(start: Tensor, length: Tensor, in_size: int, out_size: int) -> Tensor:
+    """[B, out] grid_sample coordinates (align_corners=False) of bilinear resampling of
+    [start, start + length) to ``out_size``, clamped to the crop like ``interpolate``."""
+    pos = torch.arange(out_size, device=start.device, dtype=torch.float32) + 0.5
+    src = start[:, None] + pos[None, :] * (length / out_size)[:, None] - 0.5
+    src = torch.maximum(torch.minimum(src, (start + length - 1.0)[:, None]), start[:, None])
+    return (src + 0.5) * (2.0 / in_size) - 1.0
+
+
 def resized_crop(
     x: Tensor,
     top: Tensor,
@@ -122,12 +131,31 @@ def resized_crop(
     antialias: bool = True,
 ) -> Tensor:
     """Crop each sample's box and resize it to ``size`` in one pass; optionally flip
-    horizontally the samples where ``flip`` is True (folded into the column weights)."""
-    rows = resize_matrix(top, height, x.shape[-2], size[0], antialias)
-    cols = resize_matrix(left, width, x.shape[-1], size[1], antialias)
+    horizontally the samples where ``flip`` is True (folded into the sampling positions).
+
+    When no box shrinks (or without antialias) this is one bilinear ``grid_sample``
+    with source coordinates clamped to the box (= torchvision's crop then
+    ``interpolate``); a shrinking box with antialias uses per-sample resampling matrices
+    (torchvision's antialias filter) applied as two batched matmuls."""
+    top, left, height, width = (t.to(torch.float32) for t in (top, left, height, width))
+    shrinks = bool(((height > size[0]) | (width > size[1])).any())
+    if antialias and shrinks:
+        rows = resize_matrix(top, height, x.shape[-2], size[0], antialias)
+        cols = resize_matrix(left, width, x.shape[-1], size[1], antialias)
+        if flip is not None:
+            cols = torch.where(flip[:, None, None], cols.flip(1), cols)
+        return apply_separable(x, rows, cols)
+    gy = _crop_coordinates(top, height, x.shape[-2], size[0])
+    gx = _crop_coordinates(left, width, x.shape[-1], size[1])
     if flip is not None:
-        cols = torch.where(flip[:, None, None], cols.flip(1), cols)
-    return apply_separable(x.to(rows.dtype), rows, cols)
+        gx = torch.where(flip[:, None], gx.flip(1), gx)
+    grid = torch.stack(
+        [gx[:, None, :].expand(-1, size[0], -1), gy[:, :, None].expand(-1, -1, size[1])], dim=-1
+    )
+    x = x if x.is_floating_point() else x.float()
+    return F.grid_sample(
+        x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
 def hflip(x: Tensor, mask: Tensor) -> Tensor:
@@ -230,18 +258,33 @@ def blur_matrix(kernels: Tensor, size: int) -> Tensor:
 
 
 def gaussian_blur(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
-    """Separable Gaussian blur with per-sample σ (reflect padding, like torchvision)."""
-    if kernel_size > min(x.shape[-2:]):
+    """Separable Gaussian blur with per-sample σ (reflect padding, like torchvision);
+    samples with σ = 0 are left as they are.
+
+    Small images use reflect-padded band matrices (two batched matmuls); larger ones a
+    depthwise convolution with one kernel per (sample, channel)."""
+    if kernel_size // 2 >= min(x.shape[-2:]):
         raise AugmentConfigError(
-            f"blur kernel {kernel_size} is larger than the {tuple(x.shape[-2:])} image"
+            f"blur kernel {kernel_size} is too large for the {tuple(x.shape[-2:])} image"
         )
     idx = torch.nonzero(sigma > 0).squeeze(1)
     if idx.numel() == 0:
         return x
-    kernels = gaussian_kernels(sigma[idx], kernel_size)
-    rows = blur_matrix(kernels, x.shape[-2])
-    cols = blur_matrix(kernels, x.shape[-1])
-    return x.index_copy(0, idx, apply_separable(x[idx], rows, cols))
+    kernels = gaussian_kernels(sigma[idx], kernel_size).to(x.dtype)
+    sub = x[idx]
+    n, c, h, w = sub.shape
+    if max(h, w) <= 48:
+        blurred = apply_separable(sub, blur_matrix(kernels, h), blur_matrix(kernels, w))
+    else:
+        half = kernel_size // 2
+        weights = kernels.repeat_interleave(c, dim=0)  # [n·C, k]
+        padded = F.pad(sub, (half, half, half, half), mode="reflect").view(
+            1, n * c, h + 2 * half, w + 2 * half
+        )
+        blurred = F.conv2d(padded, weights.view(n * c, 1, kernel_size, 1), groups=n * c)
+        blurred = F.conv2d(blurred, weights.view(n * c, 1, 1, kernel_size), groups=n * c)
+        blurred = blurred.view(n, c, h, w)
+    return x.index_copy(0, idx, blurred)
 
 
 def solarize(x: Tensor, mask: Tensor, threshold: float) -> Tensor:

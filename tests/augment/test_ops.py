@@ -246,3 +246,14 @@ def test_gaussian_kernel_matches_formula() -> None:
     torch.testing.assert_close(k[0], ref / ref.sum())
     assert torch.equal(k[1], torch.tensor([0.0, 0, 1, 0, 0]))
     assert math.isclose(float(k.sum(1)[0]), 1.0, rel_tol=1e-6)
+
+
+def test_blur_on_large_images_matches_torchvision() -> None:
+    """Images above 48 px take the depthwise-convolution path."""
+    x = torch.rand(3, 3, 56, 60, generator=_gen(9))
+    sigma = torch.tensor([0.7, 0.0, 1.9])
+    out = ops.gaussian_blur(x, sigma, 7)
+    assert torch.equal(out[1], x[1])
+    for i in (0, 2):
+        ref = TF.gaussian_blur(x[i], [7, 7], [float(sigma[i])] * 2)
+        torch.testing.assert_close(out[i], ref, atol=ATOL, rtol=0)
