@@ -507,9 +507,12 @@ class Trainer:
         )
 
     def _checkpoint_due(self) -> bool:
+        """A periodic save is due (never at the last step: the final save follows)."""
         train = self.cfg.train
+        if self.step >= self.total_steps:
+            return False
         if train.checkpoint_every_steps > 0 and self.step % train.checkpoint_every_steps == 0:
-            return self.step < self.total_steps
+            return True
         if train.checkpoint_every_min > 0:
             return time.monotonic() - self._last_save_time >= 60 * train.checkpoint_every_min
         return False

@@ -191,3 +191,37 @@ def test_signal_handler_runs_between_steps_and_checkpoints(compose_cfg) -> None:
     assert info["status"] == "requeued"
     assert current_trainer() is None
     assert signal.SIGUSR2 not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_clipping_channels_last_and_timed_checkpoints(compose_cfg) -> None:
+    run_dir = pretrain(
+        compose_cfg(
+            "train.grad_clip=0.5",
+            "train.channels_last=true",
+            "train.checkpoint_every_min=1e-9",  # due after every step
+            "train.keep_checkpoints=true",
+            "train.log_every=1",
+        )
+    )
+    records = read_metrics(run_dir)
+    assert all(0 < r["grad_norm"] for r in records)  # the norm before clipping is logged
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step_*.pt")) == [
+        "step_1.pt",
+        "step_2.pt",
+        "step_3.pt",
+    ]
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "lars"])
+def test_each_optimizer_takes_a_step(compose_cfg, name: str) -> None:
+    from sslequi.config import resolve_config
+    from sslequi.train.optim import make_optimizer, param_groups
+
+    resolved = resolve_config(compose_cfg(f"optim={name}"))
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    optimizer = make_optimizer(param_groups(model, resolved.optim, 0.1, None), resolved.optim)
+    before = model[0].weight.detach().clone()
+    model(torch.randn(5, 3)).pow(2).sum().backward()
+    optimizer.step()
+    assert type(optimizer).__name__.lower() == name
+    assert not torch.equal(before, model[0].weight)
