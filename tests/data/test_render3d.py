@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sslequi.cli.data import main as data_main
-from sslequi.data.render.generate import PRESETS, object_geometry
+from sslequi.data.render.generate import PRESETS, RenderConfig, generate, object_geometry
 from sslequi.data.render.scene import CAMERA_POSITION, ViewBatch, euler_xyz_matrix, sample_latents
 from sslequi.data.render.sdf import CompiledShape
 from sslequi.data.render.shapes import CLASSES, class_by_name
@@ -126,6 +126,24 @@ def test_sampled_latent_distributions() -> None:
     ood = sample_latents(rng, 2000, "OOD")
     assert np.all(np.abs(ood[:, :3]) >= math.pi / 2)
     assert 0.4 < (ood[:, :3] < 0).mean() < 0.6
+
+
+def test_workers_give_identical_files(tmp_path: Path) -> None:
+    settings = {
+        "classes": ("mug",),
+        "objects_per_class": 3,
+        "views_per_object": 2,
+        "resolution": 16,
+    }
+    one = render_tiny(tmp_path / "one", **settings)
+    two = tmp_path / "two"
+    generate(RenderConfig.from_preset("tiny", two, workers=2, progress=False, **settings))
+    images = sorted(one.rglob("*.jpg"))
+    assert len(images) == 6
+    for path in images:
+        assert path.read_bytes() == (two / path.relative_to(one)).read_bytes()
+    for name in ("train_images.npy", "all_latents_train.npy", "val_labels.npy"):
+        assert (one / name).read_bytes() == (two / name).read_bytes()
 
 
 def test_render3d_and_preview_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,7 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Literal
 
@@ -84,6 +84,7 @@ class RenderConfig:
     jpeg_quality: int = 95
     trace: TraceSettings = field(default_factory=TraceSettings)
     progress: bool = True
+    start_method: Literal["auto", "fork", "spawn", "forkserver"] = "auto"
 
     @classmethod
     def from_preset(cls, name: str, out: Path | str, **overrides: object) -> RenderConfig:
@@ -215,6 +216,18 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _start_method(config: RenderConfig) -> str:
+    """'fork' for CPU rendering where available: workers inherit the imported modules and
+    start at once (a spawned worker re-imports torch, seconds each). They trace with one
+    thread and never enter an OpenMP region, which is what makes forking a process that
+    has used OpenMP safe. CUDA cannot be forked: 'spawn' there and elsewhere."""
+    if config.start_method != "auto":
+        return config.start_method
+    if config.device == "cpu" and "fork" in get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
 @dataclass(frozen=True)
 class RenderSummary:
     out: Path
@@ -240,7 +253,7 @@ def generate(config: RenderConfig) -> RenderSummary:
         finally:
             torch.set_num_threads(threads)
     else:
-        context = get_context("spawn")
+        context = get_context(_start_method(config))
         with ProcessPoolExecutor(
             config.workers, mp_context=context, initializer=_init_worker
         ) as pool:
