@@ -213,7 +213,7 @@ class AugmentPipeline:
         self, images: Tensor, generator: torch.Generator | None = None
     ) -> tuple[list[ViewParams], ViewParams | None]:
         """Parameters for every view of ``images`` [B, V, C, H, W]."""
-        b, v = images.shape[:2]
+        b = images.shape[0]
         size = (images.shape[-2], images.shape[-1])
         params = [
             view.sample(
@@ -224,7 +224,6 @@ class AugmentPipeline:
         rotated = None
         if self.rotated is not None:
             rotated = self.rotated.sample(b, size, images.device, generator)
-        del v
         return params, rotated
 
     def apply(
