@@ -59,7 +59,9 @@ def render_if_missing(root: Path) -> None:
     subprocess.run(command, check=True)
 
 
-def pretrain_one(name: str, root: Path, out: Path, budget: Budget) -> tuple[Path, float]:
+def pretrain_one(
+    name: str, root: Path, out: Path, budget: Budget, extra: list[str]
+) -> tuple[Path, float]:
     """Pretrain ``name`` with its CPU recipe; return the run directory and wall seconds."""
     from hydra import compose, initialize_config_dir
 
@@ -78,6 +80,7 @@ def pretrain_one(name: str, root: Path, out: Path, budget: Budget) -> tuple[Path
         "train.device=cpu",
         "train.resume=never",
         "logger.mode=disabled",
+        *extra,
     ]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose("pretrain", overrides=overrides)
@@ -170,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probe-epochs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="extra Hydra overrides for every method, e.g. backbone.stem=cifar",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -185,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             f"\n=== {name}: pretraining {budget.steps} steps (recipe {RECIPES[name]}) ===",
             flush=True,
         )
-        run_dir, train_s = pretrain_one(name, args.root.resolve(), args.out.resolve(), budget)
+        run_dir, train_s = pretrain_one(
+            name, args.root.resolve(), args.out.resolve(), budget, args.overrides
+        )
         print(f"=== {name}: evaluating {run_dir} ===", flush=True)
         eval_s = evaluate_one(name, run_dir, budget)
         run_dirs[name] = run_dir
@@ -201,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ResNet-18 width 1/8, ImageNet stem (64-d); Adam 1e-3; batch {budget.batch_size}; "
         f"{budget.steps} steps; seed {budget.seed}; probes: linear {budget.probe_epochs} ep, "
         f"rotation/colour MLP ≤ {budget.probe_epochs} ep early-stopped on held-out train objects; "
-        "val split."
+        "val split." + (f" Overrides: {' '.join(args.overrides)}." if args.overrides else "")
     )
     text = f"{table}\n\nProtocol: {protocol}\n"
     print("\n" + text)
