@@ -1,95 +1,56 @@
-"""The end-to-end demo: pretrain on the built-in synthetic 3D set for a few CPU seconds and
-print a small table (a thin script over ``sslequi``; README "Quick start").
+"""The end-to-end demo (README "Quick start"): render the built-in 3D benchmark, pretrain
+VICReg and SIE on it for a few CPU minutes each, run the probes and print one comparison
+table (a thin script over ``sslequi.study``).
 
-    python launch/demo.py                 # VICReg, 20 steps
-    python launch/demo.py --steps 100 --methods vicreg simclr byol
+    python launch/demo.py                                  # small preset, 300 steps each
+    python launch/demo.py --steps 100 --methods vicreg sie simclr
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
+import sys
 from pathlib import Path
 
-from sslequi.cli.pretrain import compose_config
-from sslequi.train.run import pretrain
-from sslequi.train.rundir import read_metrics
-
-# Small heads so a CPU run takes seconds; everything else is the methods' defaults.
-HEADS = {
-    "vicreg": ["method.projector=256-256"],
-    "simclr": ["method.projector=256-256"],
-    "byol": [
-        "method.projector_hidden=256",
-        "method.projector_dim=64",
-        "method.predictor_hidden=256",
-    ],
-    "simsiam": [
-        "method.projector_hidden=256",
-        "method.projector_dim=64",
-        "method.predictor_hidden=64",
-    ],
+RECIPES: dict[str, str] = {
+    "vicreg": "vicreg_3diebench_cpu",
+    "sie": "sie_3diebench_cpu",
+    "simclr": "simclr_3diebench_cpu",
+    "equimod": "equimod_3diebench_cpu",
+    "esimclr": "esimclr_3diebench_cpu",
 }
+WITH_PREDICTOR = ("sie", "equimod")
 
 
-def run_demo(methods: list[str], steps: int, output_root: Path) -> list[dict[str, object]]:
-    rows = []
-    for method in methods:
-        overrides = [
-            f"method={method}",
-            *HEADS.get(method, []),
-            "backbone=resnet18_tiny",
-            "dataset=synthetic",
-            "dataset.resolution=32",
-            f"train.steps={steps}",
-            "train.batch_size=32",
-            "train.log_every=5",
-            "train.online_probe_every=5",
-            "train.resume=never",
-            f"run_dir={output_root / 'demo' / method}",
-        ]
-        cfg = compose_config(overrides)
-        start = time.monotonic()
-        run_dir = pretrain(cfg)
-        seconds = time.monotonic() - start
-        records = read_metrics(run_dir)
-        probe = [r["probe/acc"] for r in records if "probe/acc" in r]
-        rows.append(
-            {
-                "method": method,
-                "steps": records[-1]["step"],
-                "first loss": records[0]["loss"],
-                "last loss": records[-1]["loss"],
-                "online probe acc": probe[-1] if probe else float("nan"),
-                "seconds": seconds,
-                "run dir": str(run_dir),
-            }
-        )
-    return rows
-
-
-def print_table(rows: list[dict[str, object]]) -> None:
-    headers = list(rows[0])
-    cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=["vicreg"])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--output-root", type=Path, default=Path("runs"))
-    args = parser.parse_args()
+    parser.add_argument("--root", type=Path, default=Path("data/render3d_small"))
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"))
+    parser.add_argument("--methods", nargs="+", default=["vicreg", "sie"], choices=list(RECIPES))
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--probe-epochs", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
     os.environ.setdefault("WANDB_SILENT", "true")  # the offline wandb run is still written
-    rows = run_demo(args.methods, args.steps, args.output_root)
-    print()
-    print_table(rows)
+
+    from sslequi.study import Budget, ensure_rendered, headline_table, protocol_line, run_study
+
+    budget = Budget(args.steps, args.batch_size, args.seed, args.probe_epochs)
+    ensure_rendered(args.root, "small")
+    runs = run_study(
+        {name: RECIPES[name] for name in args.methods}, args.root, args.out, budget, WITH_PREDICTOR
+    )
+    print("\n" + headline_table({r.name: r.run_dir for r in runs}))
+    print(f"\nProtocol: {protocol_line(budget, 'built-in 3D benchmark, small preset')}")
+    for run in runs:
+        print(
+            f"  {run.name}: pretrain {run.pretrain_s:.0f} s, eval {run.eval_s:.0f} s, {run.run_dir}"
+        )
+    print(f"Full table with protocol columns: {args.out / 'comparison.md'} (+ .csv, .png)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

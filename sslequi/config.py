@@ -216,7 +216,7 @@ class ResolvedConfig:
 # --------------------------------------------------------------------------- registries
 
 LAUNCHER_CONFIGS: Registry[type] = Registry("launcher")
-LAUNCHER_CONFIGS.register("local")(LauncherConfig)
+LAUNCHER_CONFIGS.register("local", config=LauncherConfig)(LauncherConfig)
 
 
 def register_launcher_config(name: str) -> Callable[[type[T]], type[T]]:
@@ -225,7 +225,7 @@ def register_launcher_config(name: str) -> Callable[[type[T]], type[T]]:
     def decorator(cls: type[T]) -> type[T]:
         if not (isinstance(cls, type) and issubclass(cls, LauncherConfig)):
             raise TypeError(f"launcher config {cls!r} must subclass LauncherConfig")
-        LAUNCHER_CONFIGS.register(name)(cls)
+        LAUNCHER_CONFIGS.register(name, config=cls)(cls)
         return cls
 
     return decorator

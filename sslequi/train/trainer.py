@@ -248,6 +248,7 @@ class Trainer:
             sampler=self.sampler,
             drop_last=True,
             num_workers=train.num_workers,
+            persistent_workers=train.num_workers > 0,
             collate_fn=collate_samples,
             pin_memory=self.device.type == "cuda",
             generator=self.loader_generator,
