@@ -16,6 +16,14 @@ Subcommands, cheapest first, each printing figures measured in the same run:
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/diagnose_rotation.py probe [--runs runs/compare_3d]``.
 A benchmark, not a test; every subcommand takes ≤ a few minutes on one core.
+
+Findings on the small preset (one seed, val R² per component, 10 fixed pairs per object;
+logs in runs/diagnose/): the probe recovers quat(R1ᵀR2) from the absolute quaternions
+(R² 0.998); the training action equals the probe target and scipy (max diff 3e-8);
+pixels, random-init and every compare_3d feature set sit at −0.04…+0.03; the backbone
+trained *supervised* on the target peaks at +0.02 (step 200) then overfits the 384 train
+objects (train 0.85 / val −0.18 at 1500 steps). SIE with a 64-64-64 projector: +0.03…0.05
+(512-512-512: ≈ 0.01); at width 1/4 SIE and VICReg both reach ≈ 0.05–0.06.
 """
 
 from __future__ import annotations
