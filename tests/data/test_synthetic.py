@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import colorsys
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -23,15 +22,6 @@ from sslequi.data.synthetic import (
     synthetic_raw_batch,
 )
 from sslequi.registry import DATASETS
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread on a shared CPU (oversubscription stalls)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _dataset(num_views: int = 2, **overrides: object) -> SyntheticObjects:

@@ -62,12 +62,6 @@ def spec_batch(spec: MethodSpec, batch_size: int = 8, seed: int = 0) -> Batch:
     )
 
 
-@pytest.fixture(autouse=True)
-def single_thread() -> None:
-    """One intra-op thread: no oversubscription stalls on the shared CPUs."""
-    torch.set_num_threads(1)
-
-
 @pytest.fixture
 def tiny_backbone() -> Callable[[int], TinyBackbone]:
     torch.manual_seed(0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -12,15 +11,6 @@ from lightly.loss import NegativeCosineSimilarity, NTXentLoss, VICRegLoss
 from lightly.loss.vicreg_loss import covariance_loss, variance_loss
 
 from sslequi.methods import losses
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread on a shared CPU (oversubscription stalls)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_invariance_mse_by_hand() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -14,15 +12,6 @@ from sslequi.methods.simclr import SimCLR, SimCLRConfig
 from sslequi.models.backbones import TinyBackboneConfig, resnet18_tiny
 from sslequi.registry import METHODS
 from sslequi.types import Batch, StepOutput
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread on a shared CPU (oversubscription stalls)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _setup(**overrides: object) -> tuple[SimCLR, Batch]:

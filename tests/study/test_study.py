@@ -5,19 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from sslequi.data.render.generate import RenderConfig, generate
 from sslequi.evaluation.results import load_results
 from sslequi.study import Budget, ensure_rendered, headline_table, run_study
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_partial_render_is_refused(tmp_path: Path) -> None:
