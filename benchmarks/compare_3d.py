@@ -23,16 +23,15 @@ import json
 import sys
 from pathlib import Path
 
-from sslequi.study import Budget, ensure_rendered, headline_table, protocol_line, run_study
-
-RECIPES: dict[str, str] = {
-    "vicreg": "vicreg_3diebench_cpu",
-    "simclr": "simclr_3diebench_cpu",
-    "sie": "sie_3diebench_cpu",
-    "equimod": "equimod_3diebench_cpu",
-    "esimclr": "esimclr_3diebench_cpu",
-}
-WITH_PREDICTOR = ("sie", "equimod")
+from sslequi.study import (
+    RECIPES,
+    WITH_PREDICTOR,
+    Budget,
+    ensure_rendered,
+    headline_table,
+    protocol_line,
+    run_study,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

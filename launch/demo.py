@@ -13,14 +13,20 @@ import os
 import sys
 from pathlib import Path
 
-RECIPES: dict[str, str] = {
-    "vicreg": "vicreg_3diebench_cpu",
-    "sie": "sie_3diebench_cpu",
-    "simclr": "simclr_3diebench_cpu",
-    "equimod": "equimod_3diebench_cpu",
-    "esimclr": "esimclr_3diebench_cpu",
-}
-WITH_PREDICTOR = ("sie", "equimod")
+os.environ.setdefault("WANDB_SILENT", "true")  # the offline wandb run is still written
+# Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning threads
+# slowed training ~30× here. It must be set before torch starts its thread pool.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from sslequi.study import (  # noqa: E402
+    RECIPES,
+    WITH_PREDICTOR,
+    Budget,
+    ensure_rendered,
+    headline_table,
+    protocol_line,
+    run_study,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,13 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    os.environ.setdefault("WANDB_SILENT", "true")  # the offline wandb run is still written
-    # Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning
-    # threads slowed training ~30× here. Must be set before torch starts its thread pool.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-    from sslequi.study import Budget, ensure_rendered, headline_table, protocol_line, run_study
-
     budget = Budget(args.steps, args.batch_size, args.seed, args.probe_epochs)
     ensure_rendered(args.root, "small")
     runs = run_study(

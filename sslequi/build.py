@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sslequi.actions import latent_encodings
 from sslequi.config import ConfigError, ResolvedConfig, import_components
 from sslequi.data.base import DatasetConfig, DatasetInfo, ImageDataset
 from sslequi.methods.base import Method
@@ -85,17 +86,7 @@ def check_compatible(spec: MethodSpec, info: DatasetInfo, cfg: ResolvedConfig) -
             f"method {cfg.method.name!r} needs dataset latents, but dataset "
             f"{cfg.dataset.name!r} has none"
         )
-    latent_actions = {
-        "rotation_quat",
-        "rotation_matrix",
-        "rotation_euler",
-        "color_delta",
-        "rot_color",
-        "all_latents",
-        "translation_object",
-        "translation_base",
-    }
-    needs = sorted(set(spec.actions) & latent_actions)
+    needs = sorted(set(spec.actions) & latent_encodings())
     if needs and info.latent_dim is None:
         problems.append(
             f"method {cfg.method.name!r} needs actions {needs} computed from dataset latents, "

@@ -14,6 +14,16 @@ from pathlib import Path
 
 from sslequi.evaluation.results import ResultRow, compare, latest, load_results
 
+# The CPU recipes (configs/experiment/<recipe>.yaml) of the methods a study can compare.
+RECIPES: dict[str, str] = {
+    "vicreg": "vicreg_3diebench_cpu",
+    "sie": "sie_3diebench_cpu",
+    "simclr": "simclr_3diebench_cpu",
+    "equimod": "equimod_3diebench_cpu",
+    "esimclr": "esimclr_3diebench_cpu",
+}
+WITH_PREDICTOR = ("sie", "equimod")  # scored with MRR / H@k as well
+
 SPLIT_FILES = ("train_images.npy", "val_images.npy", "train_labels.npy", "val_labels.npy")
 
 # Headline columns: (probe, metric, label). The full table (every part and protocol column)

@@ -60,6 +60,13 @@ def compute_actions(
     return Actions(**values)
 
 
+def latent_encodings() -> frozenset[str]:
+    """The encodings computed from dataset latents (the ones ``rotation.py`` registers)."""
+    from sslequi.actions import rotation
+
+    return frozenset(e.name for e in ACTIONS if e.obj.__module__ == rotation.__name__)
+
+
 def _register_builtin_encodings() -> None:
     from sslequi.actions import augment, rotation  # noqa: F401
 

@@ -156,23 +156,16 @@ def _package_versions() -> dict[str, str]:
 def code_version() -> str:
     """``<git commit>[-dirty]`` of the source tree, or the package version outside git."""
     source = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", *args], cwd=source, capture_output=True, text=True, timeout=5, check=True
+        )
+        return result.stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=source,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=source,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
         return f"{commit}-dirty" if dirty else commit
     except (OSError, subprocess.SubprocessError):
         return f"sslequi-{metadata.version('sslequi')}"

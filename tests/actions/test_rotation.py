@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from sslequi.actions import ACTIONS, ActionOptions, compute_actions
+from sslequi.actions import ACTIONS, ActionOptions, compute_actions, latent_encodings
 from sslequi.actions.rotation import relative_quaternion
 from sslequi.types import ACTION_DIMS
 
@@ -164,7 +164,7 @@ def test_clear_errors() -> None:
 
 
 def test_every_3d_encoding_is_registered() -> None:
-    for name in (
+    expected = {
         "rotation_quat",
         "rotation_matrix",
         "rotation_euler",
@@ -173,5 +173,8 @@ def test_every_3d_encoding_is_registered() -> None:
         "all_latents",
         "translation_object",
         "translation_base",
-    ):
+    }
+    for name in expected:
         assert name in ACTIONS
+    # the trainer's dataset check derives the latent-needing encodings from this
+    assert latent_encodings() == expected
