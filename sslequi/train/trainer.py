@@ -295,9 +295,10 @@ class Trainer:
         self.position = DataPosition()
         self.last_checkpoint_reason: str | None = None
         self._last_save_time = time.monotonic()
-        self._probe_correct = 0.0
+        # Per-step numbers stay on the device; they are read (one sync) when a window is logged.
+        self._probe_correct: Tensor | float = 0.0
         self._probe_seen = 0
-        self._term_sums: dict[str, float] = {}
+        self._term_sums: dict[str, Tensor] = {}
         self._term_count = 0
 
     # ------------------------------------------------------------------ state
@@ -370,7 +371,7 @@ class Trainer:
         self.loader_generator.manual_seed(self.cfg.seed * 1_000_003 + self.position.epoch)
         yield from self.loader
 
-    def _train_step(self, raw: RawBatch) -> dict[str, float]:
+    def _train_step(self, raw: RawBatch) -> dict[str, Tensor]:
         raw = raw.to(self.device)
         batch = self.build_batch(raw)
         if self.cfg.train.channels_last:
@@ -387,13 +388,11 @@ class Trainer:
         with autocast:
             output, logits = self.wrapped(batch)
         loss = output.loss.float()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {self.step}")
         total = loss
         if logits is not None:
             probe_loss = F.cross_entropy(logits.float(), batch.labels)
             total = total + probe_loss
-            self._probe_correct += float((logits.argmax(1) == batch.labels).sum())
+            self._probe_correct = self._probe_correct + (logits.argmax(1) == batch.labels).sum()
             self._probe_seen += batch.batch_size
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -405,28 +404,39 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.method.on_step_end(self.step + 1, self.total_steps)
-        record = {"loss": float(loss.detach())}
+        record = {"loss": loss.detach()}
         for name, value in output.terms.items():
-            record[f"terms/{name}"] = float(value)
+            record[f"terms/{name}"] = torch.as_tensor(value).detach().float().reshape(())
         if logits is not None:
-            record["probe/loss"] = float(probe_loss.detach())
+            record["probe/loss"] = probe_loss.detach()
         if grad_norm is not None:
-            record["grad_norm"] = float(grad_norm)
+            record["grad_norm"] = grad_norm.detach().float()
         return record
 
-    def _accumulate(self, record: dict[str, float]) -> None:
+    def _accumulate(self, record: dict[str, Tensor]) -> None:
         for key, value in record.items():
-            self._term_sums[key] = self._term_sums.get(key, 0.0) + value
+            previous = self._term_sums.get(key)
+            self._term_sums[key] = value if previous is None else previous + value
         self._term_count += 1
 
+    def _check_finite(self) -> None:
+        """Fail on a non-finite loss in the current window (before it is logged or saved)."""
+        loss = self._term_sums.get("loss")
+        if loss is not None and not torch.isfinite(loss):
+            first = self.step - self._term_count + 1
+            raise FloatingPointError(f"loss is {loss.item()} in steps {first}..{self.step}")
+
     def _flush_log(self, seconds: float) -> dict[str, float]:
+        self._check_finite()
         count = max(1, self._term_count)
-        record = {key: value / count for key, value in self._term_sums.items()}
-        if self.dist.world_size > 1 and record:
-            keys = sorted(record)
-            values = torch.tensor([record[k] for k in keys], device=self.device)
-            dist.all_reduce(values)
-            record = {k: float(v) / self.dist.world_size for k, v in zip(keys, values, strict=True)}
+        record: dict[str, float] = {}
+        if self._term_sums:
+            keys = sorted(self._term_sums)
+            values = torch.stack([self._term_sums[k] for k in keys]) / count
+            if self.dist.world_size > 1:
+                dist.all_reduce(values)
+                values = values / self.dist.world_size
+            record = dict(zip(keys, values.tolist(), strict=True))
         record["epoch"] = self.position.epoch + self.position.batch / self.steps_per_epoch
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         record["time/step_s"] = seconds / count
@@ -437,7 +447,7 @@ class Trainer:
     def _flush_probe(self) -> dict[str, float]:
         if self._probe_seen == 0:
             return {}
-        accuracy = self._probe_correct / self._probe_seen
+        accuracy = float(self._probe_correct) / self._probe_seen
         self._probe_correct, self._probe_seen = 0.0, 0
         return {"probe/acc": accuracy}
 
@@ -491,6 +501,7 @@ class Trainer:
                         ):
                             self.logger.log(self.step, self._flush_probe())
                         if self._checkpoint_due():
+                            self._check_finite()
                             self.save_checkpoint("periodic")
                         gate.deliver()
                         if self.step >= stop_at:
