@@ -84,7 +84,9 @@ class EquiMod(Method):
         widths = parse_mlp(config.projector)
         self.projector_inv = mlp_projector(feature_dim, widths)
         self.projector_equi = mlp_projector(feature_dim, widths)
-        self.predictor = build_predictor(config.predictor, widths[-1], ACTION_DIMS[config.action])
+        self.predictor = build_predictor(
+            config.predictor, widths[-1], ACTION_DIMS[config.action], config.action
+        )
 
     def spec(self) -> MethodSpec:
         return MethodSpec(num_views=2, structure="pairs", actions=(self.config.action,))

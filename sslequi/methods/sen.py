@@ -68,7 +68,9 @@ class SEN(Method):
         self.predictor_action = config.action  # instance value: the configured encoding
         widths = parse_mlp(config.projector)
         self.projector = mlp_projector(feature_dim, widths)
-        self.predictor = build_predictor(config.predictor, widths[-1], ACTION_DIMS[config.action])
+        self.predictor = build_predictor(
+            config.predictor, widths[-1], ACTION_DIMS[config.action], config.action
+        )
 
     def spec(self) -> MethodSpec:
         return MethodSpec(num_views=2, structure="pairs", actions=(self.config.action,))

@@ -20,6 +20,11 @@ argparse default 4.5 is an option, item 1), λ_std 10, λ_cov 1, projector 2048-
 minus one: ``cov_denominator="arg"``, item 4). As in the code, L_inv and L_equi use the
 local batch and variance/covariance the gathered batch (item 5).
 
+The predictor's initialisation is an option (``predictor.init``): the paper recipes keep
+the official ``nn.Linear`` init; the ``_cpu`` recipes use ``norm_preserving``, since the
+official init amplifies by ≈ √(d/12) and does not train away in a few hundred steps
+(``sslequi.models.hypernetwork``, docs/recipes.md).
+
 Variants (§2.3): ``sie_nopvar`` (no L_pvar), ``sie_rotcolor`` (6-d g = [q, Δfloor_hue,
 Δspot_hue]), ``sie_onlyequi`` (one projector on all of y, no invariant part:
 L = λ_sim L_equi + λ_std (L_var + L_pvar) + λ_cov L_cov).
@@ -197,7 +202,10 @@ class SIE(Method):
             self.projector_inv = mlp_projector(self.inv_dim, inv_widths)
         assert self.predictor_action is not None
         self.predictor = build_predictor(
-            config.predictor, equi_widths[-1], ACTION_DIMS[self.predictor_action]
+            config.predictor,
+            equi_widths[-1],
+            ACTION_DIMS[self.predictor_action],
+            self.predictor_action,
         )
 
     def spec(self) -> MethodSpec:

@@ -12,6 +12,14 @@ ReLU → Linear(k, k) → ReLU → Linear(k, P)), ``bias_hypernet`` (bias in H's
 W(g) = A_0 + Σ g_k A_k), ``bias_pred`` (H also emits the predicted layers' biases),
 ``hidden`` (hidden widths of the predicted network) and ``relu`` between predicted layers.
 
+Initialisation (``init``): ``torch_default`` is ``nn.Linear``'s (the official code): each
+entry of A_k is U(−1/√k, 1/√k), variance 1/(3k), so ‖W(g)z‖ ≈ √(d/12)·‖z‖ for a unit
+quaternion (×4.6 at d = 256). Over the ~80k GPU steps of the papers Adam reshapes that;
+over a few hundred CPU steps it does not (the weights stay within ~3 % of their init).
+``norm_preserving`` (this harness's choice for the ``_cpu`` recipes, docs/recipes.md) draws
+A_k ~ N(0, 1/(d_in·E‖g‖²)), so ‖W(g)z‖ ≈ ‖z‖ at init for actions of the encoding's typical
+norm (``EXPECTED_ACTION_SQ_NORM``); hypernetwork and predicted biases start at zero.
+
 EquiMod/SEN's concatenation predictor (`src/predictors.py MLPPredictor`, seq-JEPA
 `SEN_Contrastive`): ẑ′ = MLP([g ‖ z]).
 """
@@ -26,6 +34,17 @@ from torch import Tensor, nn
 
 PredictorType = Literal["hypernetwork", "mlp"]
 HypernetworkKind = Literal["linear", "deep"]
+PredictorInit = Literal["torch_default", "norm_preserving"]
+PREDICTOR_INITS = ("torch_default", "norm_preserving")
+
+# E‖g‖² of an action encoding over random view pairs (datasets.md §1.5): unit quaternions;
+# a rotation matrix has ‖R‖²_F = 3; a hue difference of two U(0, 1) hues has E[Δ²] = 1/6.
+EXPECTED_ACTION_SQ_NORM: dict[str, float] = {
+    "rotation_quat": 1.0,
+    "rotation_matrix": 3.0,
+    "color_delta": 2.0 / 6.0,
+    "rot_color": 1.0 + 2.0 / 6.0,
+}
 
 
 @dataclass
@@ -39,8 +58,27 @@ class PredictorConfig:
     bias_pred: bool = False  # SIE `--bias-pred`
     bias_hypernet: bool = False  # SIE `--bias-hypernet`
     mlp_layers: int = 1  # concat predictor depth (SIE `--tf-num-layers`)
+    init: str = "torch_default"  # torch_default (official code) | norm_preserving
+    init_action_sq_norm: float | None = None  # E‖g‖² for norm_preserving; None: the table
 
     def __post_init__(self) -> None:
+        if self.init not in PREDICTOR_INITS:
+            raise ValueError(f"predictor.init must be one of {PREDICTOR_INITS}, got {self.init!r}")
+        if self.init == "norm_preserving" and self.type != "hypernetwork":
+            raise ValueError(
+                "predictor.init=norm_preserving is defined for the hypernetwork predictor; "
+                f"predictor.type={self.type!r} keeps torch's default init"
+            )
+        if self.init == "norm_preserving" and self.hypernetwork == "deep":
+            raise ValueError(
+                "predictor.init=norm_preserving is defined for the linear hypernetwork only "
+                "(a deep hypernetwork's output norm depends on its hidden activations); "
+                "use predictor.init=torch_default with predictor.hypernetwork=deep"
+            )
+        if self.init_action_sq_norm is not None and not self.init_action_sq_norm > 0:
+            raise ValueError(
+                f"predictor.init_action_sq_norm must be > 0, got {self.init_action_sq_norm}"
+            )
         if self.type not in ("hypernetwork", "mlp"):
             raise ValueError(f"predictor.type must be 'hypernetwork' or 'mlp', got {self.type!r}")
         if self.hypernetwork not in ("linear", "deep"):
@@ -86,6 +124,23 @@ class HypernetworkPredictor(nn.Module):
                 nn.Linear(action_dim, self.num_predicted, bias=bias_hypernet),
             )
         self.kind = kind
+
+    def init_norm_preserving(self, action_sq_norm: float) -> None:
+        """A_k ~ N(0, 1/(d_in·E‖g‖²)) per predicted layer, biases zero: ‖W(g)z‖ ≈ ‖z‖ at init."""
+        if not isinstance(self.hypernet, nn.Linear):
+            raise ValueError("norm-preserving init is defined for the linear hypernetwork only")
+        weight = self.hypernet.weight  # [P, k]: row p emits predicted parameter p
+        with torch.no_grad():
+            offset = 0
+            for out_dim, in_dim in self.layer_shapes:
+                rows = weight[offset : offset + out_dim * in_dim]
+                rows.normal_(0.0, (in_dim * action_sq_norm) ** -0.5)
+                offset += out_dim * in_dim
+                if self.bias_pred:
+                    weight[offset : offset + out_dim].zero_()
+                    offset += out_dim
+            if self.hypernet.bias is not None:
+                self.hypernet.bias.zero_()
 
     def predicted_parameters(self, g: Tensor) -> list[tuple[Tensor, Tensor | None]]:
         """Per predicted layer: weights [B, out, in] and biases [B, out] (or None)."""
@@ -162,11 +217,29 @@ class ConcatPredictor(nn.Module):
         return self.net(torch.cat([g, z], dim=-1))
 
 
-def build_predictor(config: PredictorConfig, dim: int, action_dim: int) -> nn.Module:
-    """The predictor ``config`` describes, acting on ``dim``-wide embeddings."""
+def expected_action_sq_norm(config: PredictorConfig, action: str | None) -> float:
+    """E‖g‖² used by the norm-preserving init: the config's value, else the encoding's."""
+    if config.init_action_sq_norm is not None:
+        return config.init_action_sq_norm
+    if action in EXPECTED_ACTION_SQ_NORM:
+        return EXPECTED_ACTION_SQ_NORM[action]
+    raise ValueError(
+        f"predictor.init=norm_preserving needs E‖g‖² of the action encoding {action!r}; "
+        f"known for {sorted(EXPECTED_ACTION_SQ_NORM)}: set predictor.init_action_sq_norm"
+    )
+
+
+def build_predictor(
+    config: PredictorConfig, dim: int, action_dim: int, action: str | None = None
+) -> nn.Module:
+    """The predictor ``config`` describes, acting on ``dim``-wide embeddings.
+
+    ``action`` names the encoding of g (``ACTION_DIMS``); the norm-preserving init reads
+    its expected squared norm.
+    """
     if config.type == "mlp":
         return ConcatPredictor(dim, action_dim, config.mlp_layers)
-    return HypernetworkPredictor(
+    predictor = HypernetworkPredictor(
         dim,
         action_dim,
         kind=config.hypernetwork,
@@ -175,6 +248,9 @@ def build_predictor(config: PredictorConfig, dim: int, action_dim: int) -> nn.Mo
         bias_pred=config.bias_pred,
         bias_hypernet=config.bias_hypernet,
     )
+    if config.init == "norm_preserving":
+        predictor.init_norm_preserving(expected_action_sq_norm(config, action))
+    return predictor
 
 
 def hypernetwork_parameter_count(dim: int, action_dim: int) -> int:
@@ -183,9 +259,11 @@ def hypernetwork_parameter_count(dim: int, action_dim: int) -> int:
 
 
 __all__ = [
+    "EXPECTED_ACTION_SQ_NORM",
     "ConcatPredictor",
     "HypernetworkPredictor",
     "PredictorConfig",
     "build_predictor",
+    "expected_action_sq_norm",
     "hypernetwork_parameter_count",
 ]
