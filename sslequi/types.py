@@ -8,6 +8,7 @@ pipeline (views + ``ViewParams``) → relative actions (``Actions``) → ``Batch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Literal
 
@@ -216,3 +217,33 @@ class Parts:
 
     invariant: slice | None = None
     equivariant: slice | None = None
+
+
+RepresentationSource = Literal["pooled", "feature_map"]
+
+
+@dataclass(frozen=True)
+class Representation:
+    """A named representation that probes read (``Method.representations()``).
+
+    Either ``columns``, a slice of the pooled backbone output ``Method.encode`` (the
+    ``full``/``invariant``/``equivariant`` parts), or ``compute``, a function of the
+    pooled output or of the pre-pool map ``Method.feature_map`` (``source``), such as a
+    projector output, a capsule head or an aggregator over views. Either kind is extracted
+    once per view and cached like backbone features. ``default`` representations are
+    probed when ``parts=[auto]``.
+    """
+
+    name: str
+    columns: slice | None = None
+    compute: Callable[[Tensor], Tensor] | None = None
+    source: RepresentationSource = "pooled"
+    default: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.columns is None) == (self.compute is None):
+            raise ValueError(
+                f"representation {self.name!r}: give exactly one of columns or compute"
+            )
+        if self.columns is not None and self.source != "pooled":
+            raise ValueError(f"representation {self.name!r}: columns slice the pooled output")

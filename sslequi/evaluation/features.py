@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from sslequi.data.base import ImageDataset, ObjectDataset
 from sslequi.methods.base import Method
-from sslequi.types import Parts, Sample
+from sslequi.types import Parts, Representation, Sample
 
 ViewSet = Literal["all", "rot90"]
 CACHE_FORMAT = 1
@@ -63,6 +63,7 @@ class FeatureKey:
     views: ViewSet
     dtype: str  # storage dtype: float32 | float16
     bn_mode: str = "eval"
+    representation: str = "backbone"  # backbone (pooled encode output) | a computed one
 
     def digest(self) -> str:
         text = json.dumps(asdict(self), sort_keys=True)
@@ -185,8 +186,10 @@ def extract_features(
     batch_size: int = 64,
     num_workers: int = 0,
     progress: bool = True,
+    representation: Representation | None = None,
 ) -> ViewFeatures:
-    """Embed every view of every object with the frozen backbone in eval mode."""
+    """Embed every view of every object with the frozen backbone in eval mode: the pooled
+    output, or a computed ``representation`` of it (or of the pre-pool map)."""
     if key.bn_mode != "eval":
         raise ValueError(
             "cached features need eval-mode BatchNorm; train-mode BN runs the live path"
@@ -208,7 +211,7 @@ def extract_features(
         for images, latents, labels in iterate_objects(dataset, key.views, batch_size, num_workers):
             b, v = images.shape[:2]
             flat = normalise(images.to(device).flatten(0, 1), info.mean, info.std)
-            encoded = method.encode(flat)
+            encoded = _embed(method, flat, representation)
             if encoded.dim() != 2 or encoded.shape[0] != b * v:
                 raise ValueError(
                     f"method.encode returned {tuple(encoded.shape)}; expected [{b * v}, D]"
@@ -229,6 +232,14 @@ def extract_features(
         labels=torch.cat(label_chunks),
         key=key,
     )
+
+
+def _embed(method: Method, images: Tensor, representation: Representation | None) -> Tensor:
+    if representation is None or representation.compute is None:
+        return method.encode(images)
+    if representation.source == "feature_map":
+        return representation.compute(method.feature_map(images))
+    return representation.compute(method.encode(images))
 
 
 class FeatureCache:
@@ -266,7 +277,14 @@ class FeatureCache:
 
 def load_features(path: Path, expected: FeatureKey) -> ViewFeatures:
     """Load a cache file and check that it was written for ``expected``."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # a truncated or corrupt file (or a malicious one: weights_only) is refused clearly
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise FeatureCacheMismatch(
+            f"feature cache {path} is unreadable ({reason}). Delete the file (it is rebuilt) "
+            "or point eval.cache.dir elsewhere."
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT:
         raise FeatureCacheMismatch(f"{path} is not a sslequi feature cache (format {CACHE_FORMAT})")
     stored = payload["key"]
@@ -298,13 +316,16 @@ def get_features(
     batch_size: int = 64,
     num_workers: int = 0,
     progress: bool = True,
+    representation: Representation | None = None,
 ) -> ViewFeatures:
     """The cached features for ``key`` if present, else extract (and store) them."""
     if cache is not None:
         hit = cache.load(key)
         if hit is not None:
             return hit
-    features = extract_features(method, dataset, key, device, batch_size, num_workers, progress)
+    features = extract_features(
+        method, dataset, key, device, batch_size, num_workers, progress, representation
+    )
     if cache is not None:
         cache.save(features)
     return features

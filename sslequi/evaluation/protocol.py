@@ -1,8 +1,21 @@
 """Typed evaluation protocol: how each probe is trained, and what is recorded with each number.
 
-Paper settings are the defaults (evaluation.md §2.1, §5): Adam lr 1e-3, wd 0, batch 256,
-300 epochs, final epoch; SIE's ``--deep-end`` MLP (2d → 1024 → 1024 → out) for the
-regressions; linear heads for classification. BatchNorm defaults to eval mode (§1).
+Two protocols, chosen by the size of the training split (``EvalConfig.protocol``):
+
+- **paper** (≥ ``SmallSetSettings.max_objects`` train objects, e.g. 3DIEBench's 41,920):
+  the official scripts' settings (evaluation.md §2.1, §5): Adam lr 1e-3, wd 0, batch 256,
+  300 epochs, final epoch; one random view (linear) or one random view pair (regressions)
+  per object per epoch; SIE's ``--deep-end`` MLP (2d → 1024 → 1024 → out) for the
+  regressions; scored on one seeded draw per val object.
+- **small_set** (fewer train objects, e.g. the built-in benchmark's 384): one pair per
+  object per epoch would give a few optimiser steps an epoch and a val score from ~100
+  pairs. Features are standardised with train-split statistics; the linear head trains
+  and is scored on every view; regression heads see ``pairs_per_object`` pairs per fit
+  object per epoch and at least ``min_steps`` optimiser steps; early stopping on
+  ``holdout_fraction`` of the train objects with all their view pairs; scoring on all
+  ordered view pairs of every val object.
+
+BatchNorm defaults to eval mode (§1). Every setting is stored with each number.
 """
 
 from __future__ import annotations
@@ -39,6 +52,13 @@ class HeadTraining:
     early_stopping: bool = False
     holdout_fraction: float = 0.1
     patience: int = 20
+    # Small-set protocol knobs (defaults: the paper protocol's one draw per object).
+    draws_per_object: int = 1  # view draws (pairs for regressions) per fit object per epoch
+    all_views: bool = False  # single-view probes train on every view of each fit object
+    min_steps: int = 0  # at least this many optimiser steps (raises the epoch count)
+    standardize: bool = False  # features standardised with train-split statistics
+    score_all_views: bool = False  # holdout/val scored on every view (pair) of each object
+    init_at_mean: bool = False  # regression heads start as the constant train-mean predictor
 
     def validate(self, probe: str) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -52,8 +72,48 @@ class HeadTraining:
         ):
             if value not in allowed:
                 raise ValueError(f"probe {probe!r}: {name} must be one of {allowed}, got {value!r}")
+        if self.draws_per_object < 1 or self.min_steps < 0:
+            raise ValueError(f"probe {probe!r}: draws_per_object ≥ 1 and min_steps ≥ 0")
         if self.head == "mlp" and not self.hidden:
             raise ValueError(f"probe {probe!r}: an mlp head needs hidden widths")
+
+
+@dataclass
+class SmallSetSettings:
+    """The small-set protocol (module docstring), applied over each probe's own settings."""
+
+    max_objects: int = 5000  # protocol=auto: small_set below this many train objects
+    pairs_per_object: int = 16  # k: regression pairs per fit object per epoch
+    min_steps: int = 600  # S: optimiser steps at least, per regression head
+    linear_min_steps: int = 600  # the same for the linear head (all views each epoch)
+    holdout_fraction: float = 0.15  # early stopping on 15 % of the train objects
+    patience: int = 10
+    standardize: bool = True
+    regression_hidden: list[int] = field(default_factory=lambda: [512, 512])
+
+    def apply(self, training: HeadTraining, single_view: bool) -> HeadTraining:
+        """``training`` under the small-set protocol (a copy)."""
+        from dataclasses import replace
+
+        return replace(
+            training,
+            hidden=list(self.regression_hidden) if training.head == "mlp" else training.hidden,
+            early_stopping=True,
+            holdout_fraction=self.holdout_fraction,
+            patience=self.patience,
+            draws_per_object=1 if single_view else self.pairs_per_object,
+            all_views=single_view,
+            min_steps=self.linear_min_steps if single_view else self.min_steps,
+            standardize=self.standardize,
+            score_all_views=True,
+            init_at_mean=True,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"small_set(N<{self.max_objects};k={self.pairs_per_object};S={self.min_steps};"
+            f"holdout={self.holdout_fraction};standardize={self.standardize})"
+        )
 
 
 @dataclass
@@ -97,6 +157,7 @@ class ProbeSettings:
     translation_object: HeadTraining = field(default_factory=HeadTraining)
     translation_base: HeadTraining = field(default_factory=HeadTraining)
     knn: KNNSettings = field(default_factory=KNNSettings)
+    small_set: SmallSetSettings = field(default_factory=SmallSetSettings)
     mrr: PredictorSettings = field(default_factory=PredictorSettings)
     aug_params: AugParamSettings = field(default_factory=AugParamSettings)
 
@@ -134,6 +195,12 @@ class Protocol:
     checkpoint: str = "-"  # fingerprint of the evaluated weights
     dataset: str = "-"
     extra: str = "-"  # probe-specific settings (k, T, normalisation, …)
+    protocol: str = "paper"  # paper | small_set (module docstring)
+    standardize: bool = False  # features standardised with train-split statistics
+    pairs_per_object: int = 1  # k: view draws per fit object per epoch
+    min_steps: int = 0  # S: optimiser steps at least
+    steps: int = 0  # optimiser steps run
+    scored_on: str = "draw"  # draw (seeded, per object) | all (every view / ordered pair)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from sslequi.types import Batch, MethodSpec, Parts, StepOutput
+from sslequi.types import Batch, MethodSpec, Parts, Representation, StepOutput
 
 
 @dataclass
@@ -50,6 +50,24 @@ class Method(nn.Module, ABC):
     def parts(self) -> Parts:
         """How ``encode``'s output splits into invariant and equivariant slices."""
         return Parts()
+
+    def feature_map(self, images: Tensor) -> Tensor:
+        """The backbone's pre-pool map [B, C, h, w] (for ``feature_map`` representations)."""
+        backbone_map = getattr(self.backbone, "feature_map", None)
+        if backbone_map is None:
+            raise TypeError(f"backbone {type(self.backbone).__name__} exposes no pre-pool map")
+        return backbone_map(images)
+
+    def representations(self) -> dict[str, Representation]:
+        """What probes can read: ``full`` and the declared parts (slices of ``encode``); a
+        method adds computed ones (a projector output, a capsule head, an aggregator)."""
+        parts = self.parts()
+        found = {"full": Representation("full", columns=slice(0, int(self.feature_dim)))}
+        for name in ("invariant", "equivariant"):
+            chosen = getattr(parts, name)
+            if chosen is not None:
+                found[name] = Representation(name, columns=chosen)
+        return found
 
     @property
     def has_predictor(self) -> bool:

@@ -48,7 +48,13 @@ def _make_run(run_dir: Path) -> None:
 def test_evaluate_run_twice_merges_rows_and_reuses_the_cache(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "exp" / "single" / "vicreg"
     _make_run(run_dir)
-    cfg = EvalConfig(run=str(run_dir), probes=["linear", "rotation"], progress=False, wandb=False)
+    cfg = EvalConfig(
+        run=str(run_dir),
+        probes=["linear", "rotation"],
+        progress=False,
+        wandb=False,
+        protocol="paper",
+    )
     cfg.probe.linear = HeadTraining(head="linear", epochs=2, batch_size=8)
     cfg.probe.rotation = HeadTraining(head="mlp", hidden=[16], epochs=2, batch_size=8)
     first = evaluate_run(cfg)

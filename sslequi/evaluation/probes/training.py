@@ -53,6 +53,13 @@ def build_optimizer(training: HeadTraining, params: list[nn.Parameter]) -> torch
     )
 
 
+def head_text(training: HeadTraining) -> str:
+    """``linear`` or ``mlp(h1-h2-…)``: the head as recorded in a protocol."""
+    if training.head == "linear":
+        return "linear"
+    return "mlp(" + "-".join(str(h) for h in training.hidden) + ")"
+
+
 class InputSource(ABC):
     """Probe inputs for (object, views) index pairs: [B, k·d] (views concatenated)."""
 
@@ -98,6 +105,8 @@ class ProbeOutcome:
     selection: str
     n_fit: int
     history: list[float] = field(default_factory=list)  # holdout score per epoch
+    steps: int = 0  # optimiser steps run
+    max_epochs: int = 0  # epochs allowed (raised to reach ``min_steps``)
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
@@ -116,6 +125,74 @@ def draw_views(num_objects: int, num_views: int, k: int, generator: torch.Genera
     return torch.rand(num_objects, num_views, generator=generator).argsort(dim=1)[:, :k]
 
 
+def all_view_tuples(objects: Tensor, num_views: int, k: int) -> tuple[Tensor, Tensor]:
+    """Every view (k = 1) or every ordered pair of distinct views (k = 2) of each object."""
+    if k == 1:
+        views = torch.arange(num_views).repeat(len(objects)).unsqueeze(1)
+        return objects.repeat_interleave(num_views), views
+    if k == 2:
+        if num_views < 2:
+            raise ValueError(f"pairs need 2 distinct views per object, the split has {num_views}")
+        grid = torch.cartesian_prod(torch.arange(num_views), torch.arange(num_views))
+        pairs = grid[grid[:, 0] != grid[:, 1]]
+        return objects.repeat_interleave(len(pairs)), pairs.repeat(len(objects), 1)
+    raise ValueError(f"scoring on every view tuple is defined for 1 or 2 views, not {k}")
+
+
+def draws_per_object(training: HeadTraining, num_views: int, k: int) -> int:
+    """Draws per object per epoch, at most the number of distinct ordered view tuples."""
+    distinct = math.perm(num_views, k) if num_views >= k else 1
+    return max(1, min(training.draws_per_object, distinct))
+
+
+def epoch_draws(
+    objects: Tensor, num_views: int, k: int, training: HeadTraining, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """One epoch's (objects, views) in training order: every view of each object
+    (``all_views``), else ``draws_per_object`` draws of k distinct views per object."""
+    if training.all_views and k == 1:
+        objs, views = all_view_tuples(objects, num_views, 1)
+    else:
+        objs = objects.repeat(draws_per_object(training, num_views, k))
+        views = draw_views(len(objs), num_views, k, gen)
+    order = torch.randperm(len(objs), generator=gen)
+    return objs[order], views[order]
+
+
+class Standardized(InputSource):
+    """(x − μ)/σ per feature with statistics fixed from the training split."""
+
+    def __init__(self, source: InputSource, mean: Tensor, std: Tensor) -> None:
+        self.source, self.dim = source, source.dim
+        self.mean, self.std = mean, std
+
+    @classmethod
+    def fit(cls, source: CachedSource) -> tuple[Tensor, Tensor]:
+        """Per-dimension mean and std over every view of every object of ``source``."""
+        flat = source.features.reshape(-1, source.dim)
+        return flat.mean(0), flat.std(0).clamp_min(1e-6)
+
+    def inputs(self, objects: Tensor, views: Tensor) -> Tensor:
+        x = self.source.inputs(objects, views)
+        k = x.shape[1] // self.dim
+        return (x - self.mean.repeat(k)) / self.std.repeat(k)
+
+
+def standardize_splits(
+    train: SplitData, evals: list[SplitData]
+) -> tuple[SplitData, list[SplitData]]:
+    """Every split standardised with the train split's statistics (cached features only)."""
+    if not isinstance(train.source, CachedSource):
+        raise ValueError("standardisation needs cached features (use protocol=paper with live)")
+    mean, std = Standardized.fit(train.source)
+
+    def wrap(split: SplitData) -> SplitData:
+        source = Standardized(split.source, mean, std)
+        return SplitData(split.name, source, split.targets, split.num_objects, split.num_views)
+
+    return wrap(train), [wrap(split) for split in evals]
+
+
 def fit_probe(
     train: SplitData,
     evals: list[SplitData],
@@ -129,9 +206,13 @@ def fit_probe(
     progress: bool = True,
     label: str = "probe",
 ) -> ProbeOutcome:
-    """Train one head on ``train`` and predict on its fixed train draw and every eval split."""
+    """Train one head on ``train`` and predict on its fit objects, the holdout and every eval
+    split: one seeded draw per object (``eval_draws_per_object``), or every view / ordered
+    view pair with ``training.score_all_views``."""
     training.validate(label)
     k = views_per_input
+    if training.standardize:
+        train, evals = standardize_splits(train, evals)
     all_objects = torch.arange(train.num_objects)
     split_gen = epoch_generator(seed, 0, stream=1)
     holdout = torch.empty(0, dtype=torch.long)
@@ -144,6 +225,8 @@ def fit_probe(
         holdout, fit_objects = order[:n_hold].sort().values, order[n_hold:].sort().values
 
     def fixed(objects: Tensor, num_views: int, stream: int) -> tuple[Tensor, Tensor]:
+        if training.score_all_views and num_views >= k:
+            return all_view_tuples(objects, num_views, k)
         gen = epoch_generator(seed, 0, stream=stream)
         reps = objects.repeat(eval_draws_per_object)
         return reps, draw_views(len(reps), num_views, k, gen)
@@ -151,9 +234,18 @@ def fit_probe(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = build_head(training, k * train.source.dim, out_dim).to(device)
+    if training.init_at_mean and kind == "regression":
+        _start_at_mean(head, train, fit_objects, k, seed)
+    per_epoch = len(fit_objects) * (
+        train.num_views
+        if training.all_views and k == 1
+        else draws_per_object(training, train.num_views, k)
+    )
+    steps_per_epoch = math.ceil(per_epoch / training.batch_size)
+    epochs = max(training.epochs, math.ceil(training.min_steps / steps_per_epoch))
     optimizer = build_optimizer(training, list(head.parameters()))
     scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=training.epochs)
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         if training.schedule == "cosine"
         else None
     )
@@ -161,14 +253,17 @@ def fit_probe(
         nn.functional.mse_loss if kind == "regression" else nn.functional.cross_entropy
     )
     holdout_set = fixed(holdout, train.num_views, stream=2) if len(holdout) else None
-    best_score, best_epoch, best_state, stale = -math.inf, training.epochs, None, 0
+    best_score, best_epoch, best_state, stale = -math.inf, epochs, None, 0
     history: list[float] = []
-    epochs_run = 0
-    bar = tqdm(range(training.epochs), desc=label, unit="ep", disable=not progress, leave=False)
+    epochs_run = steps = 0
+    if holdout_set is not None and training.init_at_mean:
+        # Epoch 0: the constant (train-mean) predictor competes in the selection.
+        best_score = _score(kind, *_predict(head, train, *holdout_set, device))
+        best_epoch, best_state = 0, copy.deepcopy(head.state_dict())
+    bar = tqdm(range(epochs), desc=label, unit="ep", disable=not progress, leave=False)
     for epoch in bar:
         gen = epoch_generator(seed, epoch)
-        order = fit_objects[torch.randperm(len(fit_objects), generator=gen)]
-        views = draw_views(len(order), train.num_views, k, gen)
+        order, views = epoch_draws(fit_objects, train.num_views, k, training, gen)
         targets = train.targets(order, views).to(device)
         head.train()
         for start in range(0, len(order), training.batch_size):
@@ -178,6 +273,7 @@ def fit_probe(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            steps += 1
         if scheduler is not None:
             scheduler.step()
         epochs_run = epoch + 1
@@ -189,7 +285,7 @@ def fit_probe(
                 best_state = copy.deepcopy(head.state_dict())
             else:
                 stale += 1
-                if stale >= training.patience:
+                if stale >= training.patience and steps >= training.min_steps:
                     break
     bar.close()
     selection = "last"
@@ -221,7 +317,23 @@ def fit_probe(
         selection=selection,
         n_fit=len(fit_objects),
         history=history,
+        steps=steps,
+        max_epochs=epochs,
     )
+
+
+@torch.no_grad()
+def _start_at_mean(head: nn.Module, train: SplitData, objects: Tensor, k: int, seed: int) -> None:
+    """Zero the last layer's weights and set its bias to the mean train target, so the
+    untrained head is the constant predictor of the floors (metrics.constant_floor_*)."""
+    last = head if isinstance(head, nn.Linear) else head[-1]  # type: ignore[index]
+    assert isinstance(last, nn.Linear)
+    if k <= 2 and train.num_views >= k:
+        objects, views = all_view_tuples(objects, train.num_views, k)
+    else:
+        views = draw_views(len(objects), train.num_views, k, epoch_generator(seed, 0, stream=9))
+    last.weight.zero_()
+    last.bias.copy_(train.targets(objects, views).float().mean(0))
 
 
 @torch.no_grad()
