@@ -1,41 +1,67 @@
 """A method study on the built-in 3D benchmark: render, pretrain several methods under one
-budget, evaluate them with one protocol, and print one headline table.
+budget and several seeds, evaluate them with one protocol, and print one headline table.
 
 The README demo (``launch/demo.py``) and the CPU comparison (``benchmarks/compare_3d.py``)
-are thin scripts over this module, so both report numbers the same way.
+are thin scripts over this module, so both report numbers the same way. The methods are
+the ``configs/experiment/<method>_3diebench_cpu.yaml`` recipes, discovered on disk: a new
+method adds a row by adding a recipe. Run directories are ``OUT/<method>/`` for a method
+run with one seed and ``OUT/<method>_s<seed>/`` for several.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import resource
+import statistics
 import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from sslequi.evaluation.results import ResultRow, compare, latest, load_results
 
-# The CPU recipes (configs/experiment/<recipe>.yaml) of the methods a study can compare.
-RECIPES: dict[str, str] = {
-    "vicreg": "vicreg_3diebench_cpu",
-    "sie": "sie_3diebench_cpu",
-    "simclr": "simclr_3diebench_cpu",
-    "equimod": "equimod_3diebench_cpu",
-    "esimclr": "esimclr_3diebench_cpu",
-}
-WITH_PREDICTOR = ("sie", "equimod")  # scored with MRR / H@k as well
+RECIPE_SUFFIX = "_3diebench_cpu"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# Scored over every seed of a study; every other discovered recipe runs on the first seed
+# only and its row is marked.
+MULTI_SEED = ("sie", "vicreg", "simclr", "esimclr", "equimod")
+DEFAULT_SEEDS = (0, 1, 2)
+STUDY_PROBES = ("linear", "rotation", "color", "rot90")
 
 SPLIT_FILES = ("train_images.npy", "val_images.npy", "train_labels.npy", "val_labels.npy")
 
-# Headline columns: (probe, metric, label). The full table (every part and protocol column)
-# is what ``compare`` writes.
-HEADLINE: tuple[tuple[str, str, str], ...] = (
-    ("linear", "top1", "top-1"),
-    ("rotation", "r2_global", "rot R² global"),
-    ("rotation", "r2_per_component", "rot R² per-comp."),
-    ("color", "r2_global", "colour R² global"),
-    ("mrr", "mrr", "MRR"),
-    ("mrr", "hit@1", "H@1"),
+# Headline columns: (probe, metric, part, label). ``part`` "full" reads the whole
+# representation; the full table (every part and protocol column) is what ``compare`` writes.
+HEADLINE: tuple[tuple[str, str, str, str], ...] = (
+    ("linear", "top1", "full", "top-1"),
+    ("rotation", "r2_global", "full", "rot R² global"),
+    ("rotation", "r2_per_component", "full", "rot R² per-comp."),
+    ("color", "r2_global", "full", "colour R² global"),
+    ("rot90", "accuracy", "full", "rot90 acc."),
+    ("mrr", "mrr", "equivariant", "MRR"),
+    ("mrr", "hit@1", "equivariant", "H@1"),
 )
+
+
+def discover_recipes(config_dir: Path = CONFIG_DIR) -> dict[str, str]:
+    """``method → recipe`` for every ``experiment/<method>_3diebench_cpu.yaml``, sorted."""
+    found = sorted((config_dir / "experiment").glob(f"*{RECIPE_SUFFIX}.yaml"))
+    return {path.stem[: -len(RECIPE_SUFFIX)]: path.stem for path in found}
+
+
+def has_predictor(recipe: str) -> bool:
+    """Whether the recipe's method has a transformation-conditioned predictor (MRR / H@k)."""
+    from sslequi.cli.pretrain import compose_config
+    from sslequi.config import resolve_config
+    from sslequi.registry import METHODS
+
+    resolved = resolve_config(compose_config([f"experiment={recipe}"]))
+    entry = METHODS.entry(resolved.method.name)
+    return getattr(entry.obj, "predictor_action", None) is not None
 
 
 @dataclass(frozen=True)
@@ -45,17 +71,54 @@ class Budget:
     steps: int
     batch_size: int
     seed: int
-    probe_epochs: int
+    probe_epochs: int = 100
+
+
+@dataclass(frozen=True)
+class StudyEntry:
+    """One (method, seed) to pretrain and evaluate."""
+
+    name: str
+    recipe: str
+    seed: int
+    run_dir: Path
+    single_seed: bool  # a marked row: run on one seed where others run on several
+    with_predictor: bool
 
 
 @dataclass(frozen=True)
 class StudyRun:
-    """One pretrained and evaluated method."""
+    """One pretrained and evaluated method: wall and CPU seconds of each stage."""
 
     name: str
+    seed: int
     run_dir: Path
     pretrain_s: float
     eval_s: float
+    pretrain_cpu_s: float = 0.0
+    eval_cpu_s: float = 0.0
+
+
+def plan_study(
+    recipes: dict[str, str],
+    out: Path,
+    seeds: Sequence[int],
+    multi_seed: Sequence[str] = MULTI_SEED,
+    with_predictor: Sequence[str] | None = None,
+) -> list[StudyEntry]:
+    """Every (method, seed) of a study, in order; methods outside ``multi_seed`` get one seed."""
+    if not seeds:
+        raise ValueError("a study needs at least one seed")
+    entries: list[StudyEntry] = []
+    for name, recipe in recipes.items():
+        several = name in multi_seed and len(seeds) > 1
+        predictor = has_predictor(recipe) if with_predictor is None else name in with_predictor
+        for seed in seeds if several else seeds[:1]:
+            run_dir = out.resolve() / (f"{name}_s{seed}" if several else name)
+            entries.append(
+                StudyEntry(name, recipe, seed, run_dir, not several and len(seeds) > 1, predictor)
+            )
+    return entries
 
 
 def ensure_rendered(root: Path, preset: str = "small", workers: int = 2) -> None:
@@ -73,8 +136,19 @@ def ensure_rendered(root: Path, preset: str = "small", workers: int = 2) -> None
     generate(RenderConfig.from_preset(preset, root, workers=workers))
 
 
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def pretrain_recipe(
-    recipe: str, root: Path, run_dir: Path, budget: Budget, extra: tuple[str, ...] = ()
+    recipe: str,
+    root: Path,
+    run_dir: Path,
+    budget: Budget,
+    extra: tuple[str, ...] = (),
+    resume: str = "never",
 ) -> float:
     """Pretrain with experiment ``recipe`` on the rendered ``root``; return wall seconds."""
     from sslequi.cli.pretrain import compose_config
@@ -88,7 +162,7 @@ def pretrain_recipe(
         f"seed={budget.seed}",
         f"run_dir={run_dir}",
         "train.device=cpu",
-        "train.resume=never",
+        f"train.resume={resume}",
         *extra,
     ]
     cfg = compose_config(overrides)
@@ -97,59 +171,100 @@ def pretrain_recipe(
     return time.perf_counter() - start
 
 
-def evaluate(run_dir: Path, probes: list[str], budget: Budget) -> float:
-    """Run the evaluation suite's ``probes`` on ``run_dir``; return wall seconds."""
-    from sslequi.evaluation.runner import eval_config_from_dict, evaluate_run
+def study_eval_config(
+    probes: Sequence[str], seed: int, run_dir: Path | None = None, **overrides: Any
+) -> Any:
+    """The study's ``EvalConfig``: every declared part, the size-chosen probe protocol."""
+    from sslequi.evaluation.runner import eval_config_from_dict
 
-    early = {"early_stopping": True, "epochs": budget.probe_epochs}
-    cfg = eval_config_from_dict(
-        {
-            "run": str(run_dir),
-            "probes": probes,
-            "device": "cpu",
-            "wandb": False,
-            "seed": budget.seed,
-            "probe": {"linear": {"epochs": budget.probe_epochs}, "rotation": early, "color": early},
-        }
-    )
+    values: dict[str, Any] = {
+        "probes": list(probes),
+        "device": "cpu",
+        "wandb": False,
+        "seed": seed,
+        "progress": False,
+    }
+    if run_dir is not None:
+        values["run"] = str(run_dir)
+    values.update(overrides)
+    return eval_config_from_dict(values)
+
+
+def evaluate(run_dir: Path, probes: Sequence[str], budget: Budget) -> float:
+    """Run the evaluation suite's ``probes`` on ``run_dir``; return wall seconds."""
+    from sslequi.evaluation.runner import evaluate_run
+
+    cfg = study_eval_config(probes, budget.seed, run_dir)
     start = time.perf_counter()
-    evaluate_run(cfg, progress_print=lambda text: print(text, flush=True))
+    evaluate_run(cfg, progress_print=lambda text: None)
     return time.perf_counter() - start
 
 
-def _headline_row(rows: list[ResultRow], probe: str, metric: str) -> ResultRow | None:
-    # Predictor metrics live on the equivariant part; probes read the full representation.
-    preferred = "equivariant" if probe == "mrr" else "full"
-    matches = [
-        r
-        for r in rows
-        if r.probe == probe and r.metric == metric and r.protocol.part in ("full", "equivariant")
-    ]
-    matches.sort(key=lambda r: r.protocol.part != preferred)
-    return matches[0] if matches else None
+def evaluate_in_memory(
+    method: Any, root: Path, out_dir: Path, seed: int, probes: Sequence[str] = STUDY_PROBES
+) -> list[ResultRow]:
+    """Evaluate an in-memory ``Method`` on the rendered ``root`` with the study's protocol and
+    write ``out_dir/results.json`` (how ``benchmarks/reference_sie.py`` scores its models)."""
+    from sslequi.data.threedie import ThreeDIEBench, ThreeDIEConfig
+    from sslequi.evaluation.results import append_results
+    from sslequi.evaluation.runner import RunIdentity, evaluate_method
+
+    config = ThreeDIEConfig(root=str(root), resolution=64)
+    datasets = {split: ThreeDIEBench(config, split, 2) for split in ("train", "val")}
+    identity = RunIdentity(
+        run=out_dir.name,
+        method=getattr(method.config, "name", type(method).__name__),
+        dataset=f"3diebench@{config.resolution}",
+    )
+    rows = evaluate_method(method, datasets, study_eval_config(probes, seed), identity)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    append_results(out_dir, rows)
+    return rows
 
 
-def headline_table(runs: dict[str, Path]) -> str:
-    """Val-split headline numbers per method as Markdown, with floors / chance below."""
-    header = ["method", *[label for _, _, label in HEADLINE]]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    floors: dict[str, str] = {}
-    for name, run_dir in runs.items():
-        rows = [r for r in latest(load_results(run_dir)) if r.split == "val"]
-        cells = [name]
-        for probe, metric, label in HEADLINE:
-            row = _headline_row(rows, probe, metric)
-            cells.append("–" if row is None else f"{row.value:.3f}")
-            if row is not None and row.floor is not None:
-                floors[label] = f"{row.floor:.3f}"
-        lines.append("| " + " | ".join(cells) + " |")
-    if floors:
-        lines += [
-            "",
-            "Floors (constant predictor) / chance: "
-            + ", ".join(f"{k} {v}" for k, v in floors.items()),
-        ]
-    return "\n".join(lines)
+def _run_entry(
+    entry: StudyEntry,
+    root: Path,
+    budget: Budget,
+    extra: tuple[str, ...],
+    stages: tuple[str, ...],
+    probes: tuple[str, ...],
+    threads: int,
+    resume: str,
+) -> StudyRun:
+    """Pretrain and/or evaluate one entry in this process (a worker of ``run_study``)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    seeded = Budget(budget.steps, budget.batch_size, entry.seed, budget.probe_epochs)
+    pretrain_s = eval_s = pretrain_cpu = eval_cpu = 0.0
+    if "pretrain" in stages:
+        print(f"=== {entry.run_dir.name}: pretraining ({entry.recipe}) ===", flush=True)
+        cpu = _cpu_seconds()
+        pretrain_s = pretrain_recipe(entry.recipe, root, entry.run_dir, seeded, extra, resume)
+        pretrain_cpu = _cpu_seconds() - cpu
+    if "evaluate" in stages:
+        chosen = list(probes) + (["mrr"] if entry.with_predictor else [])
+        print(f"=== {entry.run_dir.name}: evaluating {', '.join(chosen)} ===", flush=True)
+        cpu = _cpu_seconds()
+        eval_s = evaluate(entry.run_dir, chosen, seeded)
+        eval_cpu = _cpu_seconds() - cpu
+    run = StudyRun(
+        entry.name, entry.seed, entry.run_dir, pretrain_s, eval_s, pretrain_cpu, eval_cpu
+    )
+    _record_timing(run, stages)
+    return run
+
+
+def _record_timing(run: StudyRun, stages: tuple[str, ...]) -> None:
+    path = run.run_dir / "study_timing.json"
+    record: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+    if "pretrain" in stages:
+        record.update(pretrain_s=run.pretrain_s, pretrain_cpu_s=run.pretrain_cpu_s)
+    if "evaluate" in stages:
+        record.update(eval_s=run.eval_s, eval_cpu_s=run.eval_cpu_s)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
 
 
 def run_study(
@@ -157,31 +272,134 @@ def run_study(
     root: Path,
     out: Path,
     budget: Budget,
-    with_predictor: tuple[str, ...] = (),
+    with_predictor: Sequence[str] | None = None,
     extra: tuple[str, ...] = (),
+    seeds: Sequence[int] | None = None,
+    multi_seed: Sequence[str] = MULTI_SEED,
+    jobs: int = 1,
+    stages: tuple[str, ...] = ("pretrain", "evaluate"),
+    probes: Sequence[str] = STUDY_PROBES,
+    threads: int = 1,
+    resume: str = "never",
 ) -> list[StudyRun]:
-    """Pretrain and evaluate each ``name → recipe``; write the full comparison under ``out``."""
+    """Pretrain and evaluate every (method, seed); write the full comparison under ``out``.
+
+    ``jobs`` > 1 runs single-thread entries side by side in worker processes.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    runs: list[StudyRun] = []
-    for name, recipe in recipes.items():
-        run_dir = out.resolve() / name
-        print(f"\n=== {name}: pretraining {budget.steps} steps (recipe {recipe}) ===", flush=True)
-        pretrain_s = pretrain_recipe(recipe, root.resolve(), run_dir, budget, extra)
-        probes = ["linear", "rotation", "color"] + (["mrr"] if name in with_predictor else [])
-        print(f"=== {name}: evaluating {', '.join(probes)} ===", flush=True)
-        eval_s = evaluate(run_dir, probes, budget)
-        runs.append(StudyRun(name, run_dir, pretrain_s, eval_s))
-    compare([r.run_dir for r in runs], out=out / "comparison", echo=False)
+    entries = plan_study(recipes, out, seeds or (budget.seed,), multi_seed, with_predictor)
+    args = (root.resolve(), budget, extra, tuple(stages), tuple(probes), threads, resume)
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs, max_tasks_per_child=1) as pool:
+            futures = [pool.submit(_run_entry, entry, *args) for entry in entries]
+            runs = [future.result() for future in futures]
+    else:
+        runs = [_run_entry(entry, *args) for entry in entries]
+    if "evaluate" in stages:
+        compare([r.run_dir for r in runs], out=out / "comparison", echo=False)
+    _write_manifest(out, entries)
     return runs
 
 
-def protocol_line(budget: Budget, data: str) -> str:
+def _write_manifest(out: Path, entries: list[StudyEntry]) -> None:
+    manifest = [
+        {
+            "name": e.name,
+            "recipe": e.recipe,
+            "seed": e.seed,
+            "run_dir": e.run_dir.name,
+            "single_seed": e.single_seed,
+        }
+        for e in entries
+    ]
+    (out / "study.json").write_text(json.dumps(manifest, indent=2))
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _val_value(rows: list[ResultRow], probe: str, metric: str, part: str) -> ResultRow | None:
+    for row in rows:
+        if row.probe == probe and row.metric == metric and row.protocol.part == part:
+            return row
+    return None
+
+
+def group_runs(out: Path) -> dict[str, list[Path]]:
+    """``method → run dirs`` from a study's ``study.json`` (one per seed)."""
+    manifest = json.loads((out / "study.json").read_text())
+    groups: dict[str, list[Path]] = {}
+    for entry in manifest:
+        groups.setdefault(entry["name"], []).append(out / entry["run_dir"])
+    return groups
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def headline_table(
+    runs: dict[str, Path] | dict[str, list[Path]],
+    columns: Sequence[tuple[str, str, str, str]] = HEADLINE,
+    split: str = "val",
+) -> str:
+    """Val-split headline numbers per method (mean ± std over seeds) as Markdown, with the
+    floors / chance below. A method evaluated on fewer seeds than the most is marked †."""
+    groups = {name: (dirs if isinstance(dirs, list) else [dirs]) for name, dirs in runs.items()}
+    most = max(len(dirs) for dirs in groups.values())
+    header = ["method", "seeds", *[label for *_, label in columns]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    floors: dict[str, str] = {}
+    for name, dirs in groups.items():
+        per_run = [[r for r in latest(load_results(d)) if r.split == split] for d in dirs]
+        cells = [name + (" †" if len(dirs) < most else ""), str(len(dirs))]
+        for probe, metric, part, label in columns:
+            found = [_val_value(rows, probe, metric, part) for rows in per_run]
+            values = [row.value for row in found if row is not None]
+            cells.append(_mean_std(values) if values else "–")
+            floor = next((row.floor for row in found if row and row.floor is not None), None)
+            if floor is not None:
+                floors[label] = f"{floor:.3f}"
+        lines.append("| " + " | ".join(cells) + " |")
+    if floors:
+        lines += [
+            "",
+            "Floors (constant predictor) / chance: "
+            + ", ".join(f"{k} {v}" for k, v in floors.items()),
+        ]
+    if most > 1 and any(len(dirs) < most for dirs in groups.values()):
+        lines.append(f"† one seed (the first), where marked methods use {most}.")
+    return "\n".join(lines)
+
+
+def protocol_line(budget: Budget, data: str, seeds: Sequence[int] | None = None) -> str:
     """The protocol every number of a study was measured under, dated."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    seed_text = ", ".join(str(s) for s in (seeds or (budget.seed,)))
     return (
-        f"{stamp}; {data}; the `<method>_3diebench_cpu` recipes (ResNet-18 width 1/8, 64-d, "
-        f"64 px, Adam 1e-3); batch {budget.batch_size}; {budget.steps} steps; seed "
-        f"{budget.seed}; probes on frozen eval-mode features: linear {budget.probe_epochs} "
-        f"epochs, rotation/colour MLP ≤ {budget.probe_epochs} epochs early-stopped on held-out "
-        "training objects; val split."
+        f"{stamp}; {data}; the `<method>_3diebench_cpu` recipes (ResNet-18 width 1/4, 128-d, "
+        f"ImageNet stem, 64 px, Adam 1e-3, ~512-wide projectors per part); batch "
+        f"{budget.batch_size}; {budget.steps} steps; seeds {seed_text}; probes on frozen "
+        "eval-mode features under the size-chosen protocol (docs/evaluation.md); val split."
     )
+
+
+def timing_summary(runs: Sequence[StudyRun]) -> str:
+    """CPU minutes per stage (mean over runs) as one line per method."""
+    by_name: dict[str, list[StudyRun]] = {}
+    for run in runs:
+        by_name.setdefault(run.name, []).append(run)
+    lines = []
+    for name, group in by_name.items():
+        pre = statistics.mean(r.pretrain_cpu_s for r in group) / 60
+        ev = statistics.mean(r.eval_cpu_s for r in group) / 60
+        lines.append(f"{name}: pretrain {pre:.1f} CPU-min, evaluate {ev:.1f} CPU-min")
+    return "\n".join(lines)
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, for reporting machine conditions."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}/{fifteen:.1f} on {os.cpu_count()} cores"

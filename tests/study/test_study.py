@@ -8,7 +8,15 @@ import pytest
 
 from sslequi.data.render.generate import RenderConfig, generate
 from sslequi.evaluation.results import load_results
-from sslequi.study import Budget, ensure_rendered, headline_table, run_study
+from sslequi.study import (
+    Budget,
+    discover_recipes,
+    ensure_rendered,
+    group_runs,
+    headline_table,
+    plan_study,
+    run_study,
+)
 
 
 def test_partial_render_is_refused(tmp_path: Path) -> None:
@@ -37,9 +45,72 @@ def test_study_end_to_end_table(tmp_path: Path) -> None:
     assert {"linear", "rotation", "color", "mrr"} <= sie_probes
     assert "mrr" not in {row.probe for row in load_results(runs[0].run_dir)}
     table = headline_table({r.name: r.run_dir for r in runs}).splitlines()
-    assert table[0].startswith("| method | top-1 | rot R² global")
+    assert table[0].startswith("| method | seeds | top-1 | rot R² global")
     vicreg_row, sie_row = table[2].split(" | "), table[3].split(" | ")
     assert vicreg_row[-1].strip(" |") == "–"  # no predictor: no H@1
     assert sie_row[-1].strip(" |") != "–"
     assert "rot R² global 0." in table[-1]  # the constant-predictor floor is printed
     assert (tmp_path / "out" / "comparison.md").is_file()
+
+
+def test_recipes_are_discovered_and_seeds_planned(tmp_path: Path) -> None:
+    recipes = discover_recipes()
+    assert {"sie", "vicreg", "simclr", "equimod", "esimclr", "sie_nopvar"} <= set(recipes)
+    assert all(recipe == f"{name}_3diebench_cpu" for name, recipe in recipes.items())
+    chosen = {name: recipes[name] for name in ("sie", "vicreg", "sie_nopvar")}
+    entries = plan_study(chosen, tmp_path, seeds=(0, 1, 2))
+    names = [e.run_dir.name for e in entries]
+    assert names == [
+        "sie_s0",
+        "sie_s1",
+        "sie_s2",
+        "vicreg_s0",
+        "vicreg_s1",
+        "vicreg_s2",
+        "sie_nopvar",
+    ]
+    by_name = {e.run_dir.name: e for e in entries}
+    assert by_name["sie_nopvar"].single_seed and not by_name["sie_s1"].single_seed
+    assert by_name["sie_s2"].seed == 2 and by_name["sie_s0"].with_predictor
+    assert not by_name["vicreg_s0"].with_predictor and by_name["sie_nopvar"].with_predictor
+    one = plan_study({"sie": recipes["sie"]}, tmp_path, seeds=(3,))
+    assert [(e.run_dir.name, e.seed, e.single_seed) for e in one] == [("sie", 3, False)]
+
+
+def test_multi_seed_study_in_two_jobs_gives_mean_and_std(tmp_path: Path) -> None:
+    root = tmp_path / "render"
+    generate(RenderConfig.from_preset("tiny", root, objects_per_class=8, progress=False))
+    budget = Budget(steps=2, batch_size=4, seed=0, probe_epochs=2)
+    out = tmp_path / "out"
+    runs = run_study(
+        {"vicreg": "vicreg_3diebench_cpu", "simclr": "simclr_3diebench_cpu"},
+        root,
+        out,
+        budget,
+        extra=("logger.mode=disabled", "dataset.resolution=32", "method.projector=32-32"),
+        seeds=(0, 1),
+        multi_seed=("vicreg",),
+        jobs=2,
+        probes=("linear",),
+    )
+    assert sorted(r.run_dir.name for r in runs) == ["simclr", "vicreg_s0", "vicreg_s1"]
+    assert all(r.pretrain_cpu_s > 0 and r.eval_cpu_s > 0 for r in runs)
+    groups = group_runs(out)
+    assert [p.name for p in groups["vicreg"]] == ["vicreg_s0", "vicreg_s1"]
+    lines = headline_table(groups).splitlines()
+    vicreg = next(line for line in lines if line.startswith("| vicreg "))
+    simclr = next(line for line in lines if line.startswith("| simclr †"))
+    top1 = [float(x) for x in vicreg.split(" | ")[2].split(" ± ")]
+    values = [
+        next(
+            r.value
+            for r in load_results(p)
+            if r.probe == "linear"
+            and r.metric == "top1"
+            and r.split == "val"
+            and r.protocol.part == "full"
+        )
+        for p in groups["vicreg"]
+    ]
+    assert abs(top1[0] - sum(values) / 2) < 1e-3
+    assert " | 1 | " in simclr and "one seed" in lines[-1]
