@@ -26,7 +26,8 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep, not spin
+import sslequi.threads  # noqa: F401, E402  (OpenMP defaults, before torch loads)
+
 os.environ.setdefault("WANDB_SILENT", "true")
 
 from sslequi.study import (  # noqa: E402
