@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import sslequi.threads  # noqa: F401, E402  (OpenMP defaults, before torch loads
 
 os.environ.setdefault("WANDB_SILENT", "true")
 
+from sslequi.evaluation.results import load_results  # noqa: E402
 from sslequi.study import (  # noqa: E402
     DEFAULT_SEEDS,
     MULTI_SEED,
@@ -38,7 +40,9 @@ from sslequi.study import (  # noqa: E402
     ensure_rendered,
     group_runs,
     headline_table,
+    hypernetwork_change,
     load_average,
+    metric_values,
     protocol_line,
     run_study,
     timing_summary,
@@ -51,6 +55,76 @@ RECIPES = dict(
         key=lambda item: (MULTI_SEED.index(item[0]) if item[0] in MULTI_SEED else 99, item[0]),
     )
 )
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.mean(values) if values else float("nan")
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
+def study_checks(groups: dict[str, list[Path]], reference: dict[str, list[Path]]) -> str:
+    """What the study shows, as measured lines: SIE's rotation gap over VICReg (both R²
+    definitions, and as a fraction of the independent reference's gap), its equivariant
+    part against its invariant part, top-1, the hypernetwork's movement, MRR against
+    chance, and E-SimCLR's rot90 accuracy."""
+    lines = []
+    sie, vicreg = groups.get("sie", []), groups.get("vicreg", [])
+    if sie and vicreg:
+        for metric in ("r2_global", "r2_per_component"):
+            gap = _mean(metric_values(sie, "rotation", metric)) - _mean(
+                metric_values(vicreg, "rotation", metric)
+            )
+            text = f"SIE − VICReg rotation {metric}: {gap:+.3f}"
+            ref_sie, ref_vic = reference.get("reference_sie"), reference.get("reference_vicreg")
+            if ref_sie and ref_vic:
+                ref_gap = _mean(metric_values(ref_sie, "rotation", metric)) - _mean(
+                    metric_values(ref_vic, "rotation", metric)
+                )
+                share = gap / ref_gap if ref_gap > 0 else float("nan")
+                text += f" (reference_sie.py: {ref_gap:+.3f}; ours/reference {share:.2f})"
+            lines.append(text)
+        for metric in ("r2_global", "r2_per_component"):
+            equi = _mean(metric_values(sie, "rotation", metric, "equivariant"))
+            inv = _mean(metric_values(sie, "rotation", metric, "invariant"))
+            lines.append(f"SIE rotation {metric}: equivariant part {equi:.3f}, invariant {inv:.3f}")
+        top1 = {
+            part: _mean(metric_values(sie, "linear", "top1", part))
+            for part in ("full", "invariant", "equivariant")
+        }
+        lines.append(
+            "top-1: SIE full {full:.3f} (invariant {invariant:.3f}, equivariant "
+            "{equivariant:.3f}), VICReg {v:.3f}".format(
+                **top1, v=_mean(metric_values(vicreg, "linear", "top1"))
+            )
+        )
+        changes = [c for c in (hypernetwork_change(d) for d in sie) if c is not None]
+        if changes:
+            lines.append(
+                "SIE hypernetwork ‖A − A₀‖/‖A₀‖: " + ", ".join(f"{c:.2f}" for c in changes)
+            )
+        mrr = metric_values(sie, "mrr", "mrr", "equivariant")
+        if mrr:
+            chance = next(
+                r.floor
+                for r in load_results(sie[0])
+                if r.probe == "mrr" and r.metric == "mrr" and r.floor is not None
+            )
+            lines.append(
+                f"SIE MRR {_mean(mrr):.3f} ± {_std(mrr):.3f} (chance {chance:.3f}; "
+                f"{(_mean(mrr) - chance) / _std(mrr):.1f} seed stds above)"
+            )
+    for name in ("esimclr", "simclr"):
+        if name in groups:
+            acc = metric_values(groups[name], "rot90", "accuracy")
+            lines.append(f"{name} rot90 accuracy {_mean(acc):.3f}")
+    minimum = min(
+        (_mean(metric_values(dirs, "linear", "top1")), name) for name, dirs in groups.items()
+    )
+    lines.append(f"lowest top-1: {minimum[1]} {minimum[0]:.3f} (chance 1/12 = 0.083)")
+    return "\n".join(f"- {line}" for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         "--stage", choices=("all", "pretrain", "evaluate"), default="all", help="what to run"
     )
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for every run")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=Path("runs/reference_sie"),
+        help="benchmarks/reference_sie.py output to set beside the harness's rows",
+    )
     args = parser.parse_args(argv)
 
     budget = Budget(args.steps, args.batch_size, args.seeds[0])
@@ -92,13 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     if "evaluate" not in stages:
         print(timing_summary(runs))
         return 0
-    table = headline_table(group_runs(args.out))
+    groups = group_runs(args.out)
+    reference = group_runs(args.reference) if (args.reference / "study.json").is_file() else {}
+    table = headline_table({**groups, **reference})
     data = f"built-in 3D benchmark, small preset ({args.root.name}: 12 classes × 40 objects × 12 views, 64 px)"
     conditions = (
         f"{args.jobs} jobs × {args.threads} thread; {before} at start, {load_average()} at end"
     )
     text = (
         f"{table}\n\nProtocol: {protocol_line(budget, data, args.seeds)}\n\n"
+        f"What it shows:\n{study_checks(groups, reference)}\n\n"
         f"CPU time per run (mean over seeds):\n{timing_summary(runs)}\n\nConditions: {conditions}\n"
     )
     print("\n" + text)

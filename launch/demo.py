@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="methods trained side by side")
+    parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for every run")
     args = parser.parse_args(argv)
     budget = Budget(args.steps, args.batch_size, args.seed)
     ensure_rendered(args.root, "small")
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         args.root,
         args.out,
         budget,
+        extra=tuple(args.extra),
         seeds=(args.seed,),
         jobs=args.jobs,
     )

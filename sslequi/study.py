@@ -387,15 +387,20 @@ def protocol_line(budget: Budget, data: str, seeds: Sequence[int] | None = None)
 
 
 def timing_summary(runs: Sequence[StudyRun]) -> str:
-    """CPU minutes per stage (mean over runs) as one line per method."""
-    by_name: dict[str, list[StudyRun]] = {}
+    """CPU minutes per stage (mean over a method's runs), from each run's
+    ``study_timing.json`` (so an evaluate-only stage still reports pretraining)."""
+    by_name: dict[str, list[dict[str, float]]] = {}
     for run in runs:
-        by_name.setdefault(run.name, []).append(run)
+        path = run.run_dir / "study_timing.json"
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        by_name.setdefault(run.name, []).append(record)
     lines = []
-    for name, group in by_name.items():
-        pre = statistics.mean(r.pretrain_cpu_s for r in group) / 60
-        ev = statistics.mean(r.eval_cpu_s for r in group) / 60
-        lines.append(f"{name}: pretrain {pre:.1f} CPU-min, evaluate {ev:.1f} CPU-min")
+    for name, records in by_name.items():
+        pre = [r["pretrain_cpu_s"] / 60 for r in records if "pretrain_cpu_s" in r]
+        ev = [r["eval_cpu_s"] / 60 for r in records if "eval_cpu_s" in r]
+        pre_text = f"{statistics.mean(pre):.1f}" if pre else "–"
+        ev_text = f"{statistics.mean(ev):.1f}" if ev else "–"
+        lines.append(f"{name}: pretrain {pre_text} CPU-min, evaluate {ev_text} CPU-min")
     return "\n".join(lines)
 
 
@@ -403,3 +408,38 @@ def load_average() -> str:
     """The 1/5/15-minute load averages, for reporting machine conditions."""
     one, five, fifteen = os.getloadavg()
     return f"load {one:.1f}/{five:.1f}/{fifteen:.1f} on {os.cpu_count()} cores"
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def metric_values(
+    dirs: Sequence[Path], probe: str, metric: str, part: str = "full", split: str = "val"
+) -> list[float]:
+    """One value per run directory (latest row of that probe, metric, part and split)."""
+    values = []
+    for run_dir in dirs:
+        rows = [r for r in latest(load_results(run_dir)) if r.split == split]
+        row = _val_value(rows, probe, metric, part)
+        if row is not None:
+            values.append(row.value)
+    return values
+
+
+def hypernetwork_change(run_dir: Path) -> float | None:
+    """‖A − A₀‖_F / ‖A₀‖_F of a run's hypernetwork against its seeded initialisation."""
+    from sslequi.build import build_method
+    from sslequi.config import resolve_config
+    from sslequi.train.checkpoint import load_method
+    from sslequi.train.trainer import seed_everything
+
+    loaded = load_method(run_dir)
+    predictor = getattr(loaded.method, "predictor", None)
+    hypernet = getattr(predictor, "hypernet", None)
+    if hypernet is None or not hasattr(hypernet, "weight"):
+        return None
+    config = loaded.config if hasattr(loaded.config, "seed") else resolve_config(loaded.config)
+    seed_everything(config.seed)
+    initial = build_method(config).predictor.hypernet.weight.detach()  # type: ignore[union-attr]
+    trained = hypernet.weight.detach().cpu()
+    return float((trained - initial).norm() / initial.norm())

@@ -114,3 +114,58 @@ def test_multi_seed_study_in_two_jobs_gives_mean_and_std(tmp_path: Path) -> None
     ]
     assert abs(top1[0] - sum(values) / 2) < 1e-3
     assert " | 1 | " in simclr and "one seed" in lines[-1]
+
+
+def _script(path: str) -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, Path(__file__).parents[2] / path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY = ["logger.mode=disabled", "dataset.resolution=32", "method.projector=32-32"]
+
+
+def test_demo_and_compare_3d_commands_run_at_tiny_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's demo and study commands, with tiny data and budgets."""
+    root = tmp_path / "render"
+    generate(RenderConfig.from_preset("tiny", root, objects_per_class=8, progress=False))
+    demo = _script("launch/demo.py")
+    args = ["--root", str(root), "--steps", "2", "--batch-size", "4", "--jobs", "1"]
+    assert demo.main([*args, "--out", str(tmp_path / "demo"), "--extra", *TINY]) == 0  # type: ignore[attr-defined]
+    printed = capsys.readouterr().out
+    assert "| vicreg | 1 |" in printed and "| sie | 1 |" in printed and "CPU-min" in printed
+    compare_3d = _script("benchmarks/compare_3d.py")
+    out = tmp_path / "study"
+    code = compare_3d.main(  # type: ignore[attr-defined]
+        [
+            *args,
+            "--out",
+            str(out),
+            "--methods",
+            "vicreg",
+            "sie",
+            "--seeds",
+            "0",
+            "1",
+            "--reference",
+            str(tmp_path / "none"),
+            "--extra",
+            *TINY,
+        ]
+    )
+    assert code == 0
+    summary = (out / "summary.md").read_text()
+    assert "render" in summary  # names the dataset it ran on
+    assert "SIE − VICReg rotation r2_global" in summary and "hypernetwork" in summary
+    assert sorted(p.name for p in out.iterdir() if (p / "results.json").is_file()) == [
+        "sie_s0",
+        "sie_s1",
+        "vicreg_s0",
+        "vicreg_s1",
+    ]
