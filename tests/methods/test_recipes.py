@@ -229,6 +229,17 @@ SCALE_KEYS = (
     "method.predictor_hidden",
 )
 CPU_SCALE = {"backbone.name": "resnet18_tiny", "train.batch_size": 64, "train.steps": 300}
+# The CPU 3D study (configs/experiment/_cpu_3d.yaml, docs/recipes.md): ResNet-18 at width
+# 1/4 (128-d), batch 128, Adam lr 3e-3, norm-preserving hypernetwork init.
+CPU_SCALE_3D = {
+    "backbone.name": "resnet18",
+    "backbone.width_multiplier": 0.25,
+    "backbone.stem": "imagenet",
+    "train.batch_size": 128,
+    "train.steps": 300,
+    "optim.lr": 3e-3,
+}
+SCALE_KEYS_3D = ("optim.lr", "method.predictor.init")
 
 
 def _compose(recipe: str) -> DictConfig:
@@ -261,8 +272,10 @@ def test_recipe_matches_reference(recipe: str) -> None:
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_cpu_variant_keeps_the_recipe_and_builds(recipe: str) -> None:
     cfg = _compose(f"{recipe}_cpu")
-    kept = {k: v for k, v in RECIPES[recipe].items() if not k.startswith(SCALE_KEYS)}
-    _check(cfg, {**kept, **CPU_SCALE}, f"{recipe}_cpu")
+    is_3d = recipe.endswith("3diebench")
+    scale_keys = SCALE_KEYS + (SCALE_KEYS_3D if is_3d else ())
+    kept = {k: v for k, v in RECIPES[recipe].items() if not k.startswith(scale_keys)}
+    _check(cfg, {**kept, **(CPU_SCALE_3D if is_3d else CPU_SCALE)}, f"{recipe}_cpu")
     resolution = _value(cfg, "dataset.resolution")
     assert resolution == (32 if recipe.endswith("cifar10") else 64)
     if cfg.dataset.name not in DATASETS:
@@ -275,7 +288,7 @@ def test_cpu_variant_keeps_the_recipe_and_builds(recipe: str) -> None:
 
     with torch.device("meta"):
         method = build_method(resolved)
-    assert method.feature_dim == 64
+    assert method.feature_dim == (128 if is_3d else 64)
     assert resolved.method.name == RECIPES[recipe].get("method.name", "essl")
 
 
