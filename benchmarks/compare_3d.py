@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reference",
         type=Path,
-        default=Path("runs/reference_sie"),
-        help="benchmarks/reference_sie.py output to set beside the harness's rows",
+        nargs="*",
+        default=[Path("runs/reference_sie"), Path("runs/reference_vicreg")],
+        help="benchmarks/reference_sie.py outputs to set beside the harness's rows",
     )
     args = parser.parse_args(argv)
 
@@ -173,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         print(timing_summary(runs))
         return 0
     groups = group_runs(args.out)
-    reference = group_runs(args.reference) if (args.reference / "study.json").is_file() else {}
+    reference: dict[str, list[Path]] = {}
+    for ref in args.reference:
+        for run_dir in sorted(ref.glob("reference_*_s*")):  # finished runs, manifest or not
+            if (run_dir / "results.json").is_file():
+                name = run_dir.name.rsplit("_s", 1)[0]
+                reference.setdefault(name, []).append(run_dir)
     table = headline_table({**groups, **reference})
     data = f"built-in 3D benchmark, small preset ({args.root.name}: 12 classes × 40 objects × 12 views, 64 px)"
     conditions = (

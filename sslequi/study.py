@@ -380,7 +380,7 @@ def protocol_line(budget: Budget, data: str, seeds: Sequence[int] | None = None)
     seed_text = ", ".join(str(s) for s in (seeds or (budget.seed,)))
     return (
         f"{stamp}; {data}; the `<method>_3diebench_cpu` recipes (ResNet-18 width 1/4, 128-d, "
-        f"ImageNet stem, 64 px, Adam 1e-3, ~512-wide projectors per part); batch "
+        f"ImageNet stem, 64 px, Adam 3e-3, ~512-wide projectors per part); batch "
         f"{budget.batch_size}; {budget.steps} steps; seeds {seed_text}; probes on frozen "
         "eval-mode features under the size-chosen protocol (docs/evaluation.md); val split."
     )
