@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import sslequi.threads  # noqa: F401  (OpenMP defaults, before torch loads)
 from sslequi.evaluation.results import compare
 
 

@@ -3,6 +3,7 @@
 A thin script over ``sslequi-eval`` (sslequi/cli/evaluate.py); the same Hydra overrides apply.
 """
 
+import sslequi.threads  # noqa: F401  (OpenMP defaults, before torch loads)
 from sslequi.cli.evaluate import main
 
 if __name__ == "__main__":

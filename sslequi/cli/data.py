@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sslequi.cli
+import sslequi.threads  # noqa: F401  (OpenMP defaults, before torch loads)
 from sslequi.registry import Registry
 
 

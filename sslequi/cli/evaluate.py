@@ -19,6 +19,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+import sslequi.threads  # noqa: F401  (OpenMP defaults, before torch loads)
 from sslequi.evaluation.runner import EvalConfig, evaluate_run
 
 CONFIGS_ENV = "SSLEQUI_CONFIGS"

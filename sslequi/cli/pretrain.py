@@ -18,6 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+import sslequi.threads  # noqa: F401  (OpenMP defaults, before torch loads)
 from sslequi.config import ConfigError, register_configs
 from sslequi.train.rundir import SINGLE, SWEEP_ID_ENV, run_slug, sweep_id
 

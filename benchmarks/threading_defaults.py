@@ -1,0 +1,160 @@
+"""Training speed of each way to start a run, beside a CPU-bound process (issue 15).
+
+The same recipe is pretrained, one after the other, by
+
+- ``console``: the installed ``sslequi-pretrain`` console script,
+- ``demo``: ``python launch/demo.py`` (which pretrains, then probes; only its pretraining
+  steps are timed),
+- ``submitit_local``: ``sslequi-pretrain -m … launcher=submitit_local`` (a submitit job),
+- ``console ACTIVE``: the console script with ``OMP_WAIT_POLICY=ACTIVE`` set by the user
+  (the control: what the default avoids, and proof that a user's value is kept),
+
+each as a subprocess whose environment has no ``OMP_WAIT_POLICY`` (except the control),
+while a load process keeps one core busy. Speed is the median ``time/step_s`` of the logged
+windows (every ``train.log_every`` = 10 steps, as the demo) after the first
+(``metrics.jsonl``), so start-up, rendering and probing are left
+out. Printed: seconds per step and each ratio to ``console``; the first three should be
+within 10 % of each other.
+
+    python benchmarks/threading_defaults.py --root data/render3d_small --steps 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LOAD = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass\n"
+
+
+def _environment(wait_policy: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(WANDB_MODE="disabled", WANDB_SILENT="true", SSLEQUI_SWEEP_ID="")
+    if wait_policy is not None:
+        env["OMP_WAIT_POLICY"] = wait_policy
+    return env
+
+
+def _seconds_per_step(run_dir: Path) -> tuple[float, int]:
+    records = [
+        json.loads(line)
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    times = [r["time/step_s"] for r in records if "time/step_s" in r][1:]  # skip warm-up
+    if not times:
+        raise RuntimeError(f"{run_dir}: too few logged windows; raise --steps")
+    return statistics.median(times), len(times)
+
+
+def _run(command: list[str], env: dict[str, str], log: Path) -> float:
+    start = time.perf_counter()
+    with log.open("w") as stream:
+        code = subprocess.call(command, cwd=REPO, env=env, stdout=stream, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({code}); see {log}")
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=REPO / "data" / "render3d_small")
+    parser.add_argument("--recipe", default="vicreg_3diebench_cpu")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=None, help="default: a temporary folder")
+    parser.add_argument("--no-load", action="store_true", help="no CPU-bound load process")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    if not (root / "train_images.npy").exists():
+        print(f"no rendered set at {root}: sslequi-data render3d --preset small --out {root}")
+        return 2
+    out = Path(tempfile.mkdtemp(prefix="sslequi-threads-")) if args.out is None else args.out
+    out = out.resolve()
+    common = [
+        f"experiment={args.recipe}",
+        f"dataset.root={root}",
+        f"train.steps={args.steps}",
+        f"train.batch_size={args.batch_size}",
+        "train.device=cpu",
+    ]
+    console = shutil.which("sslequi-pretrain")
+    if console is None:
+        print("sslequi-pretrain is not installed (pip install -e .)")
+        return 2
+    cases: list[tuple[str, str | None, list[str], Path | None]] = [
+        ("console", None, [console, *common, f"run_dir={out}/console"], out / "console"),
+        (
+            "demo",
+            None,
+            [
+                sys.executable,
+                "launch/demo.py",
+                f"--root={root}",
+                f"--out={out}/demo",
+                "--methods",
+                args.recipe.split("_")[0],
+                f"--steps={args.steps}",
+                f"--batch-size={args.batch_size}",
+                "--probe-epochs=1",
+            ],
+            None,
+        ),
+        (
+            "submitit_local",
+            None,
+            [
+                console,
+                "-m",
+                *common,
+                f"output_root={out}/sweep",
+                "launcher=submitit_local",
+                "launcher.sweep_name=threads",
+            ],
+            None,
+        ),
+        ("console ACTIVE", "ACTIVE", [console, *common, f"run_dir={out}/active"], out / "active"),
+    ]
+    load = None if args.no_load else subprocess.Popen([sys.executable, "-c", LOAD])
+    results: list[tuple[str, float, int, float]] = []
+    try:
+        for name, policy, command, run_dir in cases:
+            wall = _run(command, _environment(policy), out / f"{name.replace(' ', '_')}.log")
+            if name == "demo":
+                run_dir = next(p.parent for p in (out / "demo").rglob("metrics.jsonl"))
+            elif run_dir is None:
+                run_dir = next(p.parent for p in (out / "sweep").rglob("metrics.jsonl"))
+            per_step, windows = _seconds_per_step(run_dir)
+            results.append((name, per_step, windows, wall))
+            print(
+                f"{name}: {per_step:.3f} s/step ({windows} windows), {wall:.0f} s wall", flush=True
+            )
+    finally:
+        if load is not None:
+            load.kill()
+            load.wait()
+    base = results[0][1]
+    print(
+        f"\n{args.recipe}, batch {args.batch_size}, {args.steps} steps, "
+        f"{os.cpu_count()} CPUs, load process: {'no' if args.no_load else 'one busy core'}"
+    )
+    print("| start | s/step | ratio to console |\n|---|---|---|")
+    for name, per_step, _, _ in results:
+        print(f"| {name} | {per_step:.3f} | {per_step / base:.2f} |")
+    spread = max(r[1] for r in results[:3]) / min(r[1] for r in results[:3])
+    print(f"\ndefault starts within {100 * (spread - 1):.0f} % of each other (target ≤ 10 %)")
+    print(f"logs and run directories: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
