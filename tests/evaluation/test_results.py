@@ -62,10 +62,12 @@ def test_compare_writes_markdown_and_csv_with_protocol_columns(
     append_results(run_b, [_row(0.3, method="vicreg")])
     table = compare([run_a, run_b], out=tmp_path / "cmp")
     printed = capsys.readouterr().out
-    assert "| run | method | probe | part | metric | split | value | floor |" in printed
+    assert "| run | method | probe | part | metric | split | value | floor |" not in printed
+    assert str(tmp_path / "cmp.md") in printed  # the headline is printed, the table written
     assert "lr" in table.header and "bn_mode" in table.header and "epochs" in table.header
     csv_text = (tmp_path / "cmp.csv").read_text()
     md_text = (tmp_path / "cmp.md").read_text()
+    assert "| run | method | probe | part | metric | split | value | floor |" in md_text
     assert csv_text.count("\n") == 4 and "vicreg" in csv_text and "0.2290" in md_text
     assert {line[0] for line in table.cells} == {"a", "b"}
     assert (tmp_path / "cmp.png").stat().st_size > 0

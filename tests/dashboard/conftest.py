@@ -1,0 +1,8 @@
+"""The dashboard tests import their helpers (``browser``, ``fakes``) from this folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
