@@ -13,15 +13,19 @@ until every job ends (hydra#2479). This subclass:
   ``run.json`` requeued), then resubmits itself with ``train.resume=auto``. submitit stays the
   only owner of the signal (harness_lessons.md §7.3).
 
-Imports of sslequi stay inside methods so Hydra's plugin discovery remains fast. No
+Imports of sslequi stay inside methods so Hydra's plugin discovery remains fast (except
+``sslequi.threads``, a few lines, which must run before a job imports torch). No
 ``from __future__ import annotations`` here: Hydra executes plugin modules without
 registering them in ``sys.modules``, which string annotations on a dataclass need.
 """
 
 import logging
 import os
+import shutil
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -30,6 +34,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import DictConfig
+
+import sslequi.threads  # noqa: F401  (OpenMP defaults, before the job loads torch)
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +78,27 @@ class SslequiLauncher(BaseSubmititLauncher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
+        from sslequi.config import ConfigError
         from sslequi.launcher.slurm import make_executor
         from sslequi.launcher.submit import plan_sweep
 
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
-        plan = plan_sweep(
-            job_overrides,
-            lambda overrides: loader.load_sweep_config(self.config, overrides),
-            sweep_name=self.sweep_name,
-            sweep_id=self.sweep_id,
-        )
+        hydra_sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        try:
+            plan = plan_sweep(
+                job_overrides,
+                lambda overrides: loader.load_sweep_config(self.config, overrides),
+                sweep_name=self.sweep_name,
+                sweep_id=self.sweep_id,
+            )
+        except ConfigError as error:
+            # A short error naming the point, not a traceback; no empty sweep folder left.
+            _remove_if_only_multirun(hydra_sweep_dir)
+            print(f"sslequi-pretrain: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        if plan.sweep_dir != hydra_sweep_dir:  # a sweep over experiments (plan_sweep)
+            _move_multirun(hydra_sweep_dir, plan.sweep_dir)
         executor = make_executor(plan.launcher, plan.submitit_folder, plan.sweep_name)
         arguments = [
             (
@@ -102,7 +118,7 @@ class SslequiLauncher(BaseSubmititLauncher):
         print(f"sweep manifest: {manifest_path}", flush=True)
         if not plan.launcher.wait:
             print(
-                f"submitted without waiting; follow with: sslequi-sweep status {manifest_path}",
+                f"submitted without waiting; follow with: sslequi-sweep status {plan.sweep_dir}",
                 flush=True,
             )
             return [
@@ -115,7 +131,61 @@ class SslequiLauncher(BaseSubmititLauncher):
                 )
                 for run in plan.runs
             ]
-        return [job.results()[0] for job in jobs]
+        return self._wait_and_report(jobs, plan, manifest_path)
+
+    def _wait_and_report(self, jobs: Sequence[Any], plan: Any, manifest_path: Path) -> Any:
+        """Wait for every job, print the sweep's status table and what to run next; a
+        failed run makes the command exit 1 with that table, not a traceback."""
+        from sslequi.launcher.sweeps import SweepManifest, format_status, sweep_status
+
+        returns = []
+        for run, job in zip(plan.runs, jobs, strict=True):
+            try:
+                returns.append(job.results()[0])
+            except Exception as error:  # the job itself failed; its run.json says why
+                returns.append(
+                    JobReturn(
+                        overrides=run.user_overrides,
+                        working_dir=str(run.run_dir),
+                        task_name=plan.sweep_name,
+                        status=JobStatus.FAILED,
+                        _return_value=error,
+                    )
+                )
+        manifest = SweepManifest.read(manifest_path)
+        statuses = sweep_status(manifest)
+        print(format_status(manifest, statuses), flush=True)
+        failed = [s for s in statuses if s.state != "completed"]
+        if failed:
+            logs = Path(manifest.submitit_folder).parent
+            print(
+                f"sslequi-pretrain: {len(failed)} of {len(statuses)} run(s) did not complete; "
+                f"job logs: {logs}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1)
+        evaluate = "" if manifest.evaluate else f"sslequi-sweep evaluate {plan.sweep_dir}; "
+        print(f"next: {evaluate}sslequi-dashboard {plan.sweep_dir}", flush=True)
+        return [
+            r if r.status == JobStatus.COMPLETED else replace(r, status=JobStatus.COMPLETED)
+            for r in returns
+        ]
+
+    def __call__(
+        self,
+        sweep_overrides: list[str],
+        job_dir_key: str,
+        job_num: int,
+        job_id: str,
+        singleton_state: dict[type, Singleton],
+    ) -> JobReturn:
+        """The job: pretrain (Hydra's task), then evaluate the run if the launcher asks."""
+        from sslequi.launcher.sweep_eval import evaluate_after_pretraining
+
+        result = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+        evaluate_after_pretraining(result, self.config)
+        return result
 
     def checkpoint(self, sweep_overrides: list[str], *args: Any, **kwargs: Any) -> Any:
         """Save the running trainer's state, then resubmit this job to resume from it."""
@@ -128,3 +198,23 @@ class SslequiLauncher(BaseSubmititLauncher):
         return submitit.helpers.DelayedSubmission(
             self, resume_overrides(sweep_overrides), *args, **kwargs
         )
+
+
+def _remove_if_only_multirun(sweep_dir: Path) -> None:
+    """Remove Hydra's sweep folder (and its empty parent) if it holds only multirun.yaml."""
+    if not sweep_dir.is_dir() or {p.name for p in sweep_dir.iterdir()} - {"multirun.yaml"}:
+        return
+    shutil.rmtree(sweep_dir)
+    try:
+        sweep_dir.parent.rmdir()  # <output_root>/<experiment>, if now empty
+    except OSError:
+        pass
+
+
+def _move_multirun(hydra_sweep_dir: Path, sweep_dir: Path) -> None:
+    """Hydra wrote multirun.yaml where the master config points; move it to the sweep."""
+    source = hydra_sweep_dir / "multirun.yaml"
+    if source.exists():
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), sweep_dir / "multirun.yaml")
+    _remove_if_only_multirun(hydra_sweep_dir)

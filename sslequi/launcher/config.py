@@ -37,6 +37,10 @@ class SubmitLauncherConfig(LauncherConfig):
     CPU-only allocation. ``max_num_timeout`` bounds requeues after a time-out (preemptions
     requeue without limit, §7.3). ``signal_delay_s`` is how long before the time limit
     submitit's USR2 arrives.
+
+    ``eval_probes`` non-empty: each job evaluates its run right after pretraining
+    completes (``sslequi.launcher.sweep_eval``), as ``sslequi-eval run=<run dir>
+    probes=[...] <eval_overrides>`` would.
     """
 
     name: str = "submitit_local"
@@ -50,6 +54,8 @@ class SubmitLauncherConfig(LauncherConfig):
     signal_delay_s: int = 120
     max_num_timeout: int = 3
     setup: list[str] = field(default_factory=list)
+    eval_probes: list[str] = field(default_factory=list)
+    eval_overrides: list[str] = field(default_factory=list)
 
     def effective_tasks_per_node(self) -> int:
         """One task per GPU unless overridden; one task on a CPU-only allocation."""

@@ -8,8 +8,16 @@ array, and no two points in one run directory. Only then is the sweep directory 
 
 Each point then receives extra overrides that pin where it runs, so a requeued job (same
 overrides) lands in the same run directory and resumes: the sweep id (which places Hydra's
-output directory = the run directory, ``pretrain.yaml``), the run slug, and the wandb
-group (= the sweep name).
+output directory = the run directory, ``pretrain.yaml``), the run slug, the wandb group
+(= the sweep name) and a wandb tag naming the method.
+
+A sweep over recipes (``-m experiment=sie_3diebench_cpu,vicreg_3diebench_cpu``) is one
+sweep: its points would resolve to one ``<output_root>/<experiment>/`` folder each, so they
+are all placed in ``<output_root>/sweeps/<sweep id>/`` (``hydra.sweep.dir`` pinned). Run
+names in a sweep come from the overrides that differ between its points, the recipe
+included (``experiment-sie_3diebench_cpu_seed-0``). A point whose config does not resolve fails with its
+overrides named, before anything is submitted; sweeping ``method`` under one method's
+recipe gets the recipes to sweep instead.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import copy
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -40,9 +48,10 @@ from sslequi.launcher.naming import (
     safe_name,
 )
 from sslequi.launcher.sweeps import MANIFEST_NAME, ManifestRun, SweepManifest, utc_now
-from sslequi.train.rundir import run_slug
+from sslequi.train.rundir import SLUG_EXCLUDED_KEYS, run_slug
 
 SUBMITIT_DIR = ".submitit"
+MULTI_EXPERIMENT_DIR = "sweeps"  # <output_root>/sweeps/<sweep id>: a sweep over recipes
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ class SweepPlan:
     sweep_id: str
     sweep_dir: Path
     runs: list[PlannedRun]
+    evaluate: list[str] = field(default_factory=list)  # sslequi-eval overrides per job
 
     @property
     def submitit_folder(self) -> Path:
@@ -84,6 +94,7 @@ class SweepPlan:
             submitit_folder=str(self.submitit_folder),
             array_id=array_id,
             created=utc_now(),
+            evaluate=list(self.evaluate),
             runs=[
                 ManifestRun(
                     index=run.index,
@@ -204,15 +215,89 @@ def sweep_identity(config: DictConfig) -> tuple[str, str]:
     return name, new_sweep_id(name)
 
 
-def _pinning_overrides(job: Sequence[str], sweep_name: str, sweep_id: str) -> list[str]:
-    """What a point's job receives beyond the user's overrides (see the module docstring)."""
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in job}
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _value(job: Sequence[str], key: str) -> str | None:
+    """The value ``job`` gives ``key`` (the last override of it), or None."""
+    values = [o.split("=", 1)[1] for o in job if "=" in o and _key(o) == key]
+    return values[-1] if values else None
+
+
+def varying_keys(jobs: Sequence[Sequence[str]]) -> set[str]:
+    """The override keys whose value differs between the points of a sweep."""
+    keys = {_key(o) for job in jobs for o in job}
+    return {key for key in keys if len({_value(job, key) for job in jobs}) > 1}
+
+
+def sweep_run_slug(job: Sequence[str], varying: set[str]) -> str:
+    """A sweep point's run name: its overrides of the ``varying`` keys (``experiment``
+    included), e.g. ``experiment-sie_3diebench_cpu_seed-0``; all its overrides when
+    nothing varies (a one-point sweep, named like a single run)."""
+    chosen = [o for o in job if _key(o) in varying]
+    if not chosen:
+        return run_slug(job)
+    return run_slug(chosen, excluded=[k for k in SLUG_EXCLUDED_KEYS if k != "experiment"])
+
+
+def _pinning_overrides(
+    job: Sequence[str], sweep_name: str, sweep_id: str, varying: set[str] | None = None
+) -> list[str]:
+    """What a point's job receives beyond the user's overrides (see the module docstring).
+
+    ``varying``: the keys that differ between the sweep's points, which name its runs.
+    """
+    keys = {_key(o) for o in job}
     extra = [f"launcher.sweep_id={_quoted(sweep_id)}"]
     if "run_slug" not in keys:
-        extra.append(f"run_slug={_quoted(run_slug(job))}")
+        extra.append(f"run_slug={_quoted(sweep_run_slug(job, varying or set()))}")
     if "logger.group" not in keys:
         extra.append(f"logger.group={_quoted(sweep_name)}")
     return extra
+
+
+def _tag_overrides(overrides: list[str], resolved: ResolvedConfig) -> list[str]:
+    """``overrides`` with the method's name added to ``logger.tags`` (wandb: tagged by method)."""
+    tags = list(resolved.logger.tags)
+    method = str(resolved.method.name)
+    if method in tags:
+        return overrides
+    kept = [o for o in overrides if _key(o) != "logger.tags"]
+    listed = ",".join(_quoted(str(tag)) for tag in [*tags, method])
+    return [*kept, f"logger.tags=[{listed}]"]
+
+
+def _point_error(
+    index: int, jobs: Sequence[Sequence[str]], error: ConfigError
+) -> LauncherConfigError:
+    """A point's config error with its overrides named and, for a method swept under one
+    method's recipe, the recipes to sweep instead."""
+    job = jobs[index]
+    message = f"sweep point #{index} ({' '.join(job)}): {error}"
+    methods = list(dict.fromkeys(v for j in jobs if (v := _value(j, "method")) is not None))
+    experiment = _value(job, "experiment")
+    if len(methods) > 1 and experiment and "method" in str(error):
+        message += (
+            f"\nexperiment={experiment} is a recipe for one method; its method options do not "
+            f"fit method={_value(job, 'method')}. To compare methods, sweep their recipes: "
+            + _recipe_sweep(experiment, methods)
+        )
+    return LauncherConfigError(message)
+
+
+def _recipe_sweep(experiment: str, methods: Sequence[str]) -> str:
+    """``-m experiment=<recipe of each method>`` when those recipes exist, else a pattern."""
+    from sslequi.cli.pretrain import configs_dir
+
+    for method in sorted(methods, key=len, reverse=True):
+        if experiment.startswith(method + "_"):
+            suffix = experiment[len(method) :]
+            recipes = [f"{m}{suffix}" for m in methods]
+            folder = configs_dir() / "experiment"
+            if all((folder / f"{recipe}.yaml").is_file() for recipe in recipes):
+                return f"-m experiment={','.join(recipes)}"
+    return "-m experiment=<recipe of method A>,<recipe of method B> (configs/experiment/)"
 
 
 def plan_sweep(
@@ -232,9 +317,29 @@ def plan_sweep(
     if not job_overrides:
         raise ConfigError("a sweep needs at least one point")
     jobs = [list(job) for job in job_overrides]
-    pinned = [[*job, *_pinning_overrides(job, sweep_name, sweep_id)] for job in jobs]
-    points = [_load_point(load_config, overrides) for overrides in pinned]
+    varying = varying_keys(jobs)
+    pinned = [[*job, *_pinning_overrides(job, sweep_name, sweep_id, varying)] for job in jobs]
+    points = []
+    for index, overrides in enumerate(pinned):
+        try:
+            points.append(_load_point(load_config, overrides))
+        except LauncherConfigError:
+            raise
+        except ConfigError as error:
+            raise _point_error(index, jobs, error) from None
     first, _, sweep_dir = points[0]
+    if len({point_sweep_dir for _, _, point_sweep_dir in points}) > 1:
+        # Points of several experiments: one sweep folder for all (module docstring).
+        sweep_dir = Path(os.path.abspath(first.output_root)) / MULTI_EXPERIMENT_DIR / sweep_id
+        points = [
+            (resolved, run_dir if resolved.run_dir else sweep_dir / run_dir.name, sweep_dir)
+            for resolved, run_dir, _ in points
+        ]
+        pinned = [[*p, f"hydra.sweep.dir={_quoted(str(sweep_dir))}"] for p in pinned]
+    pinned = [
+        _tag_overrides(overrides, resolved)
+        for overrides, (resolved, _, _) in zip(pinned, points, strict=True)
+    ]
     launcher = first.launcher
     if not isinstance(launcher, SubmitLauncherConfig):
         raise LauncherConfigError(
@@ -242,6 +347,12 @@ def plan_sweep(
             "launcher=submitit_local or launcher=slurm"
         )
     check_launcher(launcher, first)
+    evaluate: list[str] = []
+    if launcher.eval_probes:
+        from sslequi.launcher.sweep_eval import check_eval_request, probes_override
+
+        evaluate = [probes_override(launcher.eval_probes), *launcher.eval_overrides]
+        check_eval_request(evaluate)
     for index, (resolved, _, _) in enumerate(points):
         if resolved.launcher != launcher:
             raise LauncherConfigError(
@@ -249,7 +360,12 @@ def plan_sweep(
                 "all points of a sweep share one job array, so sweep the launcher in "
                 "separate commands"
             )
-        _validate_for_job(resolved, launcher)
+        try:
+            _validate_for_job(resolved, launcher)
+        except LauncherConfigError:
+            raise
+        except ConfigError as error:
+            raise _point_error(index, jobs, error) from None
     runs = [
         PlannedRun(
             index=index,
@@ -271,7 +387,12 @@ def plan_sweep(
             f"{sweep_dir} already holds a sweep ({MANIFEST_NAME}); sweep ids must be unique"
         ) from None
     return SweepPlan(
-        launcher=launcher, sweep_name=sweep_name, sweep_id=sweep_id, sweep_dir=sweep_dir, runs=runs
+        launcher=launcher,
+        sweep_name=sweep_name,
+        sweep_id=sweep_id,
+        sweep_dir=sweep_dir,
+        runs=runs,
+        evaluate=evaluate,
     )
 
 

@@ -1,11 +1,16 @@
-"""Sweep manifests and what follows a submission: status of each run, results in one table.
+"""Sweep manifests and what follows a submission: status, evaluation, results in one table.
 
 The launcher writes ``sweep.json`` (a ``SweepManifest``) into the sweep directory before it
 returns (at once with ``launcher.wait=false``). ``sweep_status`` combines each run's
 ``run.json`` (written by the trainer: running | requeued | completed | failed) with the
 scheduler's view (``sacct`` for SLURM, the controller process for local jobs), because
 neither alone is enough: SLURM reports a crashed Hydra job as COMPLETED (hydra#1928), and
-a run that has not started yet has no ``run.json``.
+a run that has not started yet has no ``run.json``. Progress is the last step the run
+logged (``metrics.jsonl``), which ``run.json`` records only at the end of an attempt.
+
+``load_sweep`` also reads a folder of runs without a manifest (an in-process ``-m`` sweep,
+the demo's output): its runs are the run directories inside it. ``evaluate_sweep``
+evaluates the completed runs (``sslequi.launcher.sweep_eval``), ``collect`` compares them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from submitit.slurm.slurm import SlurmInfoWatcher
 from sslequi.train.rundir import RunDir, RunInfo
 
 MANIFEST_NAME = "sweep.json"
+NO_SCHEDULER = "none"  # the launcher of a folder of runs read without a manifest
 RunState = Literal["queued", "running", "completed", "failed", "requeued"]
 
 # SLURM job states (sacct) grouped by what they mean for a run.
@@ -72,6 +78,7 @@ class SweepManifest:
     array_id: str | None
     created: str
     runs: list[ManifestRun] = field(default_factory=list)
+    evaluate: list[str] = field(default_factory=list)  # sslequi-eval overrides of each job
 
     @property
     def path(self) -> Path:
@@ -113,6 +120,7 @@ class RunStatus:
     step: int
     total_steps: int
     reason: str
+    evaluation: str = "-"  # sweep_eval.eval_state: -, running, failed, <n> rows
 
 
 # ----------------------------------------------------------------------- scheduler views
@@ -137,7 +145,11 @@ def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
 
 def local_states(job_ids: Sequence[str]) -> dict[str, str]:
     """``alive`` or ``exited`` for local jobs, whose id is the controller's pid."""
-    return {job_id: "alive" if _pid_alive(int(job_id)) else "exited" for job_id in job_ids}
+    return {
+        job_id: "alive" if _pid_alive(int(job_id)) else "exited"
+        for job_id in job_ids
+        if job_id.isdigit()
+    }
 
 
 def _pid_alive(pid: int) -> bool:
@@ -191,11 +203,33 @@ def _slurm_failed(state: str) -> bool:
     }
 
 
+def last_logged_step(run_dir: str | Path) -> int:
+    """The step of the last record in the run's ``metrics.jsonl`` (0 if none)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        with path.open("rb") as stream:
+            stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, stream.tell() - 8192))
+            lines = stream.read().splitlines()
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by the seek, or being written
+    return 0
+
+
 def sweep_status(manifest: SweepManifest) -> list[RunStatus]:
     """The state of every run of ``manifest``."""
-    job_ids = [run.job_id for run in manifest.runs]
+    from sslequi.launcher.sweep_eval import eval_state
+
+    job_ids = [run.job_id for run in manifest.runs if run.job_id]
     if manifest.launcher == "slurm":
         scheduler = slurm_states(job_ids)
+    elif manifest.launcher == NO_SCHEDULER:
+        scheduler = {}
     else:
         scheduler = local_states(job_ids)
     statuses = []
@@ -208,9 +242,10 @@ def sweep_status(manifest: SweepManifest) -> list[RunStatus]:
                 run=run,
                 state=state,
                 scheduler_state=scheduler_state,
-                step=info.step if info else 0,
+                step=max(info.step if info else 0, last_logged_step(run.run_dir)),
                 total_steps=info.total_steps if info else 0,
                 reason=reason,
+                evaluation=eval_state(run.run_dir),
             )
         )
     return statuses
@@ -219,7 +254,7 @@ def sweep_status(manifest: SweepManifest) -> list[RunStatus]:
 def format_status(manifest: SweepManifest, statuses: Sequence[RunStatus]) -> str:
     """A plain-text table: one line per run, then counts per state."""
     header = f"sweep {manifest.sweep_id} ({manifest.launcher}, {len(statuses)} runs)"
-    rows = [("#", "state", "scheduler", "step", "job", "run")]
+    rows = [("#", "state", "scheduler", "step", "eval", "job", "run")]
     for status in statuses:
         progress = f"{status.step}/{status.total_steps}" if status.total_steps else "-"
         rows.append(
@@ -228,7 +263,8 @@ def format_status(manifest: SweepManifest, statuses: Sequence[RunStatus]) -> str
                 status.state,
                 status.scheduler_state,
                 progress,
-                status.run.job_id,
+                status.evaluation,
+                status.run.job_id or "-",
                 status.run.run_slug + (f"  ({status.reason})" if status.reason else ""),
             )
         )
@@ -247,23 +283,125 @@ def status_counts(statuses: Sequence[RunStatus]) -> Mapping[str, int]:
     return Counter(status.state for status in statuses)
 
 
-def collect(
-    manifest: SweepManifest, out: str | Path | None = None, include_unfinished: bool = False
-) -> Any:
-    """One results table over the sweep's completed runs (``sslequi.evaluation.results.compare``).
+def load_sweep(path: str | Path) -> SweepManifest:
+    """The sweep at ``path``: its ``sweep.json``, or, for a folder without one, a manifest
+    of the run directories inside it (up to three levels down; no scheduler)."""
+    folder = Path(path)
+    if folder.is_file() or (folder / MANIFEST_NAME).exists() or not folder.is_dir():
+        return SweepManifest.read(folder)
+    run_dirs = find_run_dirs(folder)
+    if not run_dirs:
+        raise ManifestError(f"{folder} holds neither a {MANIFEST_NAME} nor run directories")
+    return SweepManifest(
+        sweep_name=folder.name,
+        sweep_id=folder.name,
+        launcher=NO_SCHEDULER,
+        sweep_dir=str(folder.absolute()),
+        submitit_folder="",
+        array_id=None,
+        created="",
+        runs=[
+            ManifestRun(
+                index=index,
+                overrides=[],
+                run_slug=str(run_dir.relative_to(folder)),
+                run_dir=str(run_dir.absolute()),
+                job_id="",
+            )
+            for index, run_dir in enumerate(run_dirs)
+        ],
+    )
 
-    Writes ``comparison.md``/``.csv`` into ``<sweep dir>/results`` (or ``out``). Unfinished runs are left out
-    (and named) unless ``include_unfinished``.
+
+def is_run_dir(path: Path) -> bool:
+    """A pretraining run directory: it has a ``run.json`` or a ``config.yaml`` and
+    ``checkpoints/``."""
+    return (path / "run.json").is_file() or (
+        (path / "config.yaml").is_file() and (path / "checkpoints").is_dir()
+    )
+
+
+def find_run_dirs(folder: Path, depth: int = 3) -> list[Path]:
+    """Run directories at or below ``folder`` (sorted; not below a run directory)."""
+    if is_run_dir(folder):
+        return [folder]
+    if depth == 0 or not folder.is_dir():
+        return []
+    found: list[Path] = []
+    for child in sorted(folder.iterdir()):
+        if child.is_dir() and not child.name.startswith("."):
+            found += find_run_dirs(child, depth - 1)
+    return found
+
+
+def evaluate_sweep(
+    manifest: SweepManifest,
+    overrides: Sequence[str] = (),
+    force: bool = False,
+    echo: bool = True,
+) -> list[Any]:
+    """Evaluate every completed run of ``manifest`` (``sweep_eval.evaluate_run_dir``).
+
+    ``overrides`` (sslequi-eval options) follow the manifest's own (``launcher.eval_*``).
+    Failed and unfinished runs are skipped and listed. The request is checked before any
+    run is touched. Returns one ``EvalOutcome`` per run.
     """
-    from sslequi.evaluation.results import compare
+    from sslequi.launcher.sweep_eval import (
+        EvalOutcome,
+        check_eval_request,
+        evaluate_run_dir,
+        merge_overrides,
+    )
+
+    request = merge_overrides(manifest.evaluate, overrides)
+    check_eval_request(request)
+    outcomes: list[EvalOutcome] = []
+    for status in sweep_status(manifest):
+        run_dir = Path(status.run.run_dir)
+        if status.state != "completed":
+            why = status.state + (f": {status.reason}" if status.reason else "")
+            outcome = EvalOutcome(run_dir, "skipped", why)
+        else:
+            if echo:
+                print(f"evaluating {status.run.run_slug} …", flush=True)
+            outcome = evaluate_run_dir(run_dir, request, force=force)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def format_outcomes(manifest: SweepManifest, outcomes: Sequence[Any]) -> str:
+    """One line per run: evaluated / skipped (and why) / failed (and the error)."""
+    lines = []
+    for run, outcome in zip(manifest.runs, outcomes, strict=True):
+        took = f" in {outcome.seconds:.0f} s" if outcome.seconds else ""
+        lines.append(f"  {outcome.state:<9} {run.run_slug}  ({outcome.detail}{took})")
+    counts = Counter(outcome.state for outcome in outcomes)
+    return "\n".join([*lines, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))])
+
+
+def collect(
+    manifest: SweepManifest,
+    out: str | Path | None = None,
+    include_unfinished: bool = False,
+    echo: bool = True,
+) -> Any:
+    """One results table over the sweep's evaluated runs (``sslequi.evaluation.results.compare``).
+
+    Writes ``comparison.md``/``.csv``/``.png`` into ``<sweep dir>/results`` (or ``out``) and
+    prints the headline table and the paths. Unfinished runs are left out unless
+    ``include_unfinished``; completed runs without results yet are skipped with a note.
+    """
+    from sslequi.evaluation.results import RESULTS_FILE, compare
 
     statuses = sweep_status(manifest)
     chosen = [s.run.run_dir for s in statuses if include_unfinished or s.state == "completed"]
-    if not chosen:
+    evaluated = [d for d in chosen if (Path(d) / RESULTS_FILE).exists()]
+    if not evaluated:
         raise ManifestError(
-            f"sweep {manifest.sweep_id}: no completed run to collect yet "
-            f"({dict(status_counts(statuses))})"
+            f"sweep {manifest.sweep_id}: no evaluated run to collect yet "
+            f"({dict(status_counts(statuses))}); evaluate with: sslequi-sweep evaluate "
+            f"{manifest.sweep_dir}"
         )
     directory = Path(out) if out is not None else Path(manifest.sweep_dir) / "results"
     directory.mkdir(parents=True, exist_ok=True)  # compare writes comparison.{md,csv} inside
-    return compare(chosen, out=directory)
+    return compare(chosen, out=directory, skip_missing=True, echo=echo)

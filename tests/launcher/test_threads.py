@@ -25,6 +25,8 @@ ENTRY_POINTS = [
     ("module", "sslequi.cli.pretrain"),
     ("module", "sslequi.cli.evaluate"),
     ("module", "sslequi.cli.data"),
+    ("module", "sslequi.cli.sweep"),
+    ("module", "hydra_plugins.sslequi_launcher.launcher"),
     ("script", "launch/demo.py"),
     ("script", "launch/pretrain.py"),
     ("script", "eval/evaluate.py"),
