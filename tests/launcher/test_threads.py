@@ -26,6 +26,7 @@ ENTRY_POINTS = [
     ("module", "sslequi.cli.evaluate"),
     ("module", "sslequi.cli.data"),
     ("module", "sslequi.cli.sweep"),
+    ("module", "sslequi.dashboard.cli"),
     ("module", "hydra_plugins.sslequi_launcher.launcher"),
     ("script", "launch/demo.py"),
     ("script", "launch/pretrain.py"),
