@@ -34,18 +34,22 @@ from tests.evaluation.test_small_set import NOISE, _ridge_scores, _split  # noqa
 CPU = torch.device("cpu")
 
 
-def protocols() -> dict[str, HeadTraining]:
+def protocols(min_steps: int | None = None) -> dict[str, HeadTraining]:
     settings = ProbeSettings()
+    if min_steps is not None:
+        settings.small_set.min_steps = min_steps
     return {
         "small_set": settings.small_set.apply(settings.rotation, single_view=False),
         "paper": settings.rotation,
     }
 
 
-def read(train: SplitData, val: SplitData) -> dict[str, tuple[float, float, float]]:
+def read(
+    train: SplitData, val: SplitData, min_steps: int | None = None
+) -> dict[str, tuple[float, float, float]]:
     """Protocol → (R² global, R² per-component, CPU s) on the val split."""
     out = {}
-    for name, training in protocols().items():
+    for name, training in protocols(min_steps).items():
         start = time.process_time()
         outcome = fit_probe(train, [val], "regression", 4, 2, training, 0, CPU, progress=False)
         scores = regression_scores(outcome.targets["val"], outcome.predictions["val"], True)
@@ -74,23 +78,27 @@ def cached_rotation_splits(run: Path) -> tuple[SplitData, SplitData]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="*", type=Path, default=[])
+    parser.add_argument("--objects", type=int, default=350, help="train objects")
+    parser.add_argument("--val-objects", type=int, default=300)
+    parser.add_argument("--min-steps", type=int, default=None, help="small-set S (default 600)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     print("| data | reader | val R² global | val R² per-comp. | CPU s |")
     print("|---|---|---|---|---|")
     for label, noise, seeds in (("quat + noise", NOISE, (0, 1)), ("pure noise", None, (2, 3))):
-        train, val = _split("train", 350, seeds[0], noise), _split("val", 300, seeds[1], noise)
+        train = _split("train", args.objects, seeds[0], noise)
+        val = _split("val", args.val_objects, seeds[1], noise)
         if noise is not None:
             ridge = _ridge_scores(train, val)
             print(
                 f"| {label} | ridge (closed form) | {ridge['r2_global']:.3f} | "
                 f"{ridge['r2_per_component']:.3f} | – |"
             )
-        for name, (global_r2, per_comp, cpu) in read(train, val).items():
+        for name, (global_r2, per_comp, cpu) in read(train, val, args.min_steps).items():
             print(f"| {label} | {name} | {global_r2:.3f} | {per_comp:.3f} | {cpu:.0f} |")
     for run in args.runs:
         train, val = cached_rotation_splits(run)
-        for name, (global_r2, per_comp, cpu) in read(train, val).items():
+        for name, (global_r2, per_comp, cpu) in read(train, val, args.min_steps).items():
             print(f"| {run.name} | {name} | {global_r2:.3f} | {per_comp:.3f} | {cpu:.0f} |")
     return 0
 

@@ -3,6 +3,7 @@ reads what closed-form ridge reads on the same pairs, and pure noise reads its f
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sslequi.actions import ActionOptions
@@ -95,7 +96,7 @@ def test_epoch_draws_cover_every_view_or_k_pairs_per_object() -> None:
     gen = torch.Generator().manual_seed(0)
     every = HeadTraining(head="linear", all_views=True)
     objs, views = epoch_draws(objects, 4, 1, every, gen)
-    assert sorted(zip(objs.tolist(), views[:, 0].tolist())) == [
+    assert sorted(zip(objs.tolist(), views[:, 0].tolist(), strict=True)) == [
         (o, v) for o in (3, 5, 9) for v in range(4)
     ]
     pairs = HeadTraining(draws_per_object=5)
@@ -103,4 +104,23 @@ def test_epoch_draws_cover_every_view_or_k_pairs_per_object() -> None:
     assert torch.equal(torch.bincount(objs, minlength=10)[objects], torch.tensor([5, 5, 5]))
     assert bool((views[:, 0] != views[:, 1]).all())
     o, v = all_view_tuples(torch.tensor([0, 1]), 3, 2)
-    assert len(o) == 2 * 6 and len({(a, b, c) for a, (b, c) in zip(o.tolist(), v.tolist())}) == 12
+    assert (
+        len(o) == 2 * 6
+        and len({(a, b, c) for a, (b, c) in zip(o.tolist(), v.tolist(), strict=True)}) == 12
+    )
+
+
+def test_probe_protocols_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """``benchmarks/probe_protocols.py`` (the README's figures) at a tiny size."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "benchmarks" / "probe_protocols.py"
+    spec = importlib.util.spec_from_file_location("probe_protocols", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--objects", "40", "--val-objects", "30", "--min-steps", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    readers = [line.split(" | ")[1] for line in lines[2:]]
+    assert readers == ["ridge (closed form)", "small_set", "paper", "small_set", "paper"]
