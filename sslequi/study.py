@@ -180,7 +180,7 @@ def study_eval_config(
     values: dict[str, Any] = {
         "probes": list(probes),
         "device": "cpu",
-        "wandb": False,
+        "wandb": True,  # the numbers also go into the run's own wandb run (if it has one)
         "seed": seed,
         "progress": False,
     }
