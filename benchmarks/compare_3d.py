@@ -14,6 +14,7 @@ with floors), rot90 accuracy, MRR / H@k where there is a predictor; every declar
     python benchmarks/compare_3d.py                          # the whole study, 2 jobs
     python benchmarks/compare_3d.py --methods vicreg sie --seeds 0
     python benchmarks/compare_3d.py --stage evaluate         # re-score trained runs
+    python benchmarks/compare_3d.py --stage report           # the table of what is evaluated
 
 A benchmark, not a test: about 5 CPU-minutes per (method, seed) for each stage.
 """
@@ -83,8 +84,11 @@ def study_checks(groups: dict[str, list[Path]], reference: dict[str, list[Path]]
                 ref_gap = _mean(metric_values(ref_sie, "rotation", metric)) - _mean(
                     metric_values(ref_vic, "rotation", metric)
                 )
-                share = gap / ref_gap if ref_gap > 0 else float("nan")
-                text += f" (reference_sie.py: {ref_gap:+.3f}; ours/reference {share:.2f})"
+                seeds = min(len(ref_sie), len(ref_vic))
+                if ref_gap > 0:
+                    text += f" (reference_sie.py, {seeds} seeds: {ref_gap:+.3f}; ours/reference {gap / ref_gap:.2f})"
+                else:
+                    text += f" (reference_sie.py, {seeds} seeds: {ref_gap:+.3f}, no SIE gap)"
             lines.append(text)
         for metric in ("r2_global", "r2_per_component"):
             equi = _mean(metric_values(sie, "rotation", metric, "equivariant"))
@@ -138,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="single-thread runs side by side")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per run")
     parser.add_argument(
-        "--stage", choices=("all", "pretrain", "evaluate"), default="all", help="what to run"
+        "--stage",
+        choices=("all", "pretrain", "evaluate", "report"),
+        default="all",
+        help="what to run (report: the table of the runs already evaluated)",
     )
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for every run")
     parser.add_argument(
@@ -152,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     budget = Budget(args.steps, args.batch_size, args.seeds[0])
     ensure_rendered(args.root, "small")
-    stages = ("pretrain", "evaluate") if args.stage == "all" else (args.stage,)
+    stages = {"all": ("pretrain", "evaluate"), "report": ()}.get(args.stage, (args.stage,))
     before = load_average()
     runs = run_study(
         {name: RECIPES[name] for name in args.methods},
@@ -170,10 +177,15 @@ def main(argv: list[str] | None = None) -> int:
         r.run_dir.name: json.loads((r.run_dir / "study_timing.json").read_text()) for r in runs
     }
     (args.out / "timings.json").write_text(json.dumps(timings, indent=2))
-    if "evaluate" not in stages:
+    if stages and "evaluate" not in stages:
         print(timing_summary(runs))
         return 0
-    groups = group_runs(args.out)
+    evaluated = {r.run_dir.resolve() for r in runs if (r.run_dir / "results.json").is_file()}
+    groups = {
+        name: [d for d in dirs if d.resolve() in evaluated]
+        for name, dirs in group_runs(args.out).items()
+        if any(d.resolve() in evaluated for d in dirs)
+    }
     reference: dict[str, list[Path]] = {}
     for ref in args.reference:
         for run_dir in sorted(ref.glob("reference_*_s*")):  # finished runs, manifest or not

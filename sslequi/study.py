@@ -284,18 +284,25 @@ def run_study(
 ) -> list[StudyRun]:
     """Pretrain and evaluate every (method, seed); write the full comparison under ``out``.
 
-    ``jobs`` > 1 runs single-thread entries side by side in worker processes.
+    ``jobs`` > 1 runs single-thread entries side by side in worker processes; no
+    ``stages`` only reports the entries already evaluated.
     """
     out.mkdir(parents=True, exist_ok=True)
     entries = plan_study(recipes, out, seeds or (budget.seed,), multi_seed, with_predictor)
     args = (root.resolve(), budget, extra, tuple(stages), tuple(probes), threads, resume)
-    if jobs > 1:
+    if not stages:  # report only: the entries already evaluated
+        runs = [
+            StudyRun(e.name, e.seed, e.run_dir, 0.0, 0.0)
+            for e in entries
+            if (e.run_dir / "results.json").is_file()
+        ]
+    elif jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs, max_tasks_per_child=1) as pool:
             futures = [pool.submit(_run_entry, entry, *args) for entry in entries]
             runs = [future.result() for future in futures]
     else:
         runs = [_run_entry(entry, *args) for entry in entries]
-    if "evaluate" in stages:
+    if "evaluate" in stages or (not stages and runs):
         compare([r.run_dir for r in runs], out=out / "comparison", echo=False)
     _write_manifest(out, entries)
     return runs
@@ -370,7 +377,7 @@ def headline_table(
             + ", ".join(f"{k} {v}" for k, v in floors.items()),
         ]
     if most > 1 and any(len(dirs) < most for dirs in groups.values()):
-        lines.append(f"† one seed (the first), where marked methods use {most}.")
+        lines.append(f"† fewer seeds than the {most} of the others (see the seeds column).")
     return "\n".join(lines)
 
 

@@ -113,7 +113,7 @@ def test_multi_seed_study_in_two_jobs_gives_mean_and_std(tmp_path: Path) -> None
         for p in groups["vicreg"]
     ]
     assert abs(top1[0] - sum(values) / 2) < 1e-3
-    assert " | 1 | " in simclr and "one seed" in lines[-1]
+    assert " | 1 | " in simclr and "fewer seeds" in lines[-1]
 
 
 def _script(path: str) -> object:
