@@ -176,7 +176,11 @@ def read_run(run_dir: Path, status: Any, run_id: str, label: str) -> RunRecord:
     from sslequi.launcher.sweeps import last_logged_step
 
     info = _read_json(run_dir / "run.json")
-    rows = latest(load_results(run_dir)) if (run_dir / RESULTS_FILE).exists() else []
+    evaluation = eval_state(run_dir)
+    try:
+        rows = latest(load_results(run_dir)) if (run_dir / RESULTS_FILE).exists() else []
+    except (OSError, ValueError, KeyError, TypeError) as error:  # one bad file, not the page
+        rows, evaluation = [], f"unreadable {RESULTS_FILE}: {error}"
     step = max(int(info.get("step") or 0), last_logged_step(run_dir))
     return RunRecord(
         id=run_id,
@@ -186,7 +190,7 @@ def read_run(run_dir: Path, status: Any, run_id: str, label: str) -> RunRecord:
         scheduler=status.scheduler_state if status is not None else "-",
         step=step,
         total_steps=int(info.get("total_steps") or 0),
-        evaluation=eval_state(run_dir),
+        evaluation=evaluation,
         info=info,
         config=_read_config(run_dir),
         rows=rows,

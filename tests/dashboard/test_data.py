@@ -94,6 +94,11 @@ def test_headline_is_one_line_per_group(tmp_path: Path, capsys: pytest.CaptureFi
 def test_bad_inputs_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(DashboardInputError, match="does not exist"):
         build_payload([tmp_path / "nowhere"])
+    fakes.make_sweep(tmp_path / "runs")
+    (tmp_path / "runs" / "sie_s1" / "results.json").write_text('{"format": 99, "rows": []}')
+    payload = build_payload([tmp_path / "runs"])  # one unreadable file does not stop the page
+    states = {run["label"]: run["eval"] for run in payload["runs"]}
+    assert states["sie_s1"].startswith("unreadable results.json") and states["sie_s0"] == "6 rows"
     (tmp_path / "empty").mkdir()
     assert dashboard_cli.main([str(tmp_path / "empty")]) == 2
     assert "holds no run directory" in capsys.readouterr().err
