@@ -364,6 +364,8 @@ def compare(
             f"full table ({len(cells)} numbers, every protocol field): "
             + ", ".join(str(path) for path in table.files)
         )
+        where = str(dirs[0] / RESULTS_FILE) if len(dirs) == 1 else f"each run's {RESULTS_FILE}"
+        print(f"numbers with their protocols: {where}")
     return table
 
 

@@ -35,11 +35,16 @@ def test_headline_printed_full_table_written(
     assert printed[2] == "| sie_s0 | sie | 0.300 | 0.400 | 0.200 |"
     assert printed[6].startswith("floor (constant predictor) / chance: top-1 0.250")
     out = tmp_path / "demo" / "comparison"
-    assert printed[-1] == (
+    assert printed[-2] == (
         f"full table ({len(table.cells)} numbers, every protocol field): "
         f"{out / 'comparison.md'}, {out / 'comparison.csv'}, {out / 'comparison.png'}"
     )
-    assert len(printed) == 8  # header, rule, 4 runs, floors, paths
+    assert printed[-1] == "numbers with their protocols: each run's results.json"
+    assert len(printed) == 9  # header, rule, 4 runs, floors, paths
+    compare(runs[:1])
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"numbers with their protocols: {runs[0] / 'results.json'}"
+    )
     header = (out / "comparison.csv").read_text().splitlines()[0].split(",")
     assert {f.name for f in fields(Protocol)} - {"probe", "part"} <= set(header)
     assert (out / "comparison.png").stat().st_size > 10_000
@@ -87,7 +92,7 @@ def test_the_script_writes_beside_the_runs_not_into_the_working_directory(tmp_pa
         timeout=300,
         check=True,
     )
-    assert "sslequi-comparison-" in result.stdout.splitlines()[-1]
+    assert "sslequi-comparison-" in result.stdout.splitlines()[-2]
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == sorted(
         ["comparison", *(r.name for r in runs)]
     )
