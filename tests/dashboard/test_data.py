@@ -162,3 +162,13 @@ def test_a_page_for_100_runs_stays_under_10_mb(tmp_path: Path) -> None:
     start = page.index('id="dashboard-data">') + len('id="dashboard-data">')
     embedded = json.loads(page[start : page.index("</script>", start)])
     assert embedded["version"] == payload["version"]
+
+
+def test_a_runs_folder_of_in_process_sweeps_is_read_whole(tmp_path: Path) -> None:
+    """``sslequi-dashboard runs/`` finds runs/<experiment>/<sweep id>/<run> (docs/launcher.md)."""
+    for method in fakes.METHODS:
+        sweep = tmp_path / "runs" / f"{method}_3diebench_cpu" / "seed-20261201-000000-abcdef"
+        for seed in (0, 1):
+            fakes.make_run(sweep, f"seed-{seed}", method, seed)
+    payload = build_payload([tmp_path / "runs"])
+    assert len(payload["runs"]) == 4 and len(payload["groups"]) == 2
