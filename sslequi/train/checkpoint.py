@@ -6,14 +6,20 @@ position (epoch + batches consumed in it), the step and the resolved config. It 
 to a temporary file and renamed over the old one, so a kill mid-save never leaves a
 truncated checkpoint (issue 2 "Trainer"). Every value is a tensor or plain Python data, so
 it loads with ``torch.load(weights_only=True)``.
+
+Each save first renames the current ``last.pt`` to ``prev.pt`` (no second serialisation),
+so a run always has a previous checkpoint. ``load_latest`` falls back to the newest readable
+of ``last.pt``, ``prev.pt`` and ``step_<N>.pt`` when the newest is unreadable or holds
+non-finite weights. A full disk raises ``DiskFullError`` naming the path and the bytes;
+the checkpoints already on disk are untouched.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +29,11 @@ from omegaconf import OmegaConf
 
 from sslequi.config import ConfigError, ResolvedConfig, resolve_config
 from sslequi.methods.base import Method
+from sslequi.train.rundir import write_atomic
 
 FORMAT_VERSION = 1
 LAST = "last"
+PREV = "prev"
 REQUIRED_KEYS = ("format_version", "step", "method", "config")
 
 
@@ -86,19 +94,45 @@ def _to_tuple(value: Any) -> Any:
     return value
 
 
-def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` into a temporary file beside ``path``, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+class CheckpointError(ConfigError):
+    """A checkpoint file that cannot be used (unreadable, foreign, or non-finite weights)."""
+
+
+def state_nbytes(state: Any) -> int:
+    """The bytes of every tensor in ``state`` (about the size of the saved file)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, Mapping):
+        return sum(state_nbytes(v) for v in state.values())
+    if isinstance(state, list | tuple):
+        return sum(state_nbytes(v) for v in state)
+    return 0
+
+
+def save_atomic(state: dict[str, Any], path: Path, previous: Path | None = None) -> None:
+    """``torch.save`` into a temporary file beside ``path``, fsync, rename over it, fsync the
+    directory (``rundir.write_atomic``). With ``previous``, the old ``path`` becomes it.
+
+    A full disk raises ``DiskFullError`` (path, bytes written, free space); ``path`` and
+    ``previous`` are then as they were.
+    """
+    write_atomic(
+        path,
+        writer=lambda stream: torch.save(state, stream),
+        previous=previous,
+        expected_size=state_nbytes(state),
+    )
+
+
+def nonfinite(named: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity (one host sync)."""
+    tensors = [(n, t) for n, t in named if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    if not tensors:
+        return []
+    flags = torch.stack([torch.isfinite(t).all() for _, t in tensors])
+    if bool(flags.all()):
+        return []
+    return [name for (name, _), ok in zip(tensors, flags.tolist(), strict=True) if not ok]
 
 
 def find_checkpoint(location: str | Path, which: str = LAST) -> Path:
@@ -121,20 +155,111 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load and check a checkpoint file; fail clearly when it is not one of ours."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from None
+    if size == 0:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: the file is empty (0 bytes; a save was cut "
+            "short, e.g. by a full disk or a copy that failed)"
+        )
+    try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # a truncated or foreign file
-        raise ConfigError(f"cannot read checkpoint {path}: {error}") from None
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({size:,} bytes): {type(error).__name__}"
+            + (f": {detail}" if detail else " (truncated or not a torch file)")
+        ) from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
-        raise ConfigError(
+        raise CheckpointError(
             f"{path} is not an sslequi checkpoint (missing keys "
             f"{[k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]})"
         )
     if state["format_version"] != FORMAT_VERSION:
-        raise ConfigError(
+        raise CheckpointError(
             f"checkpoint {path} has format {state['format_version']}, this code reads "
             f"{FORMAT_VERSION}"
         )
     return state
+
+
+def _step_number(path: Path) -> int:
+    try:
+        return int(path.stem.split("_", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def step_checkpoints(checkpoints: Path) -> list[Path]:
+    """``step_<N>.pt`` files, newest (largest N) first."""
+    found = [p for p in checkpoints.glob("step_*.pt") if _step_number(p) >= 0]
+    return sorted(found, key=_step_number, reverse=True)
+
+
+@dataclass
+class Recovered:
+    """The checkpoint a run continues from, and the newer ones that could not be used."""
+
+    path: Path
+    state: dict[str, Any]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, why), newest first
+
+
+def load_usable(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """``load_checkpoint`` that also refuses non-finite method weights."""
+    state = load_checkpoint(path, map_location)
+    bad = nonfinite(state["method"].items()) if isinstance(state["method"], Mapping) else []
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path} holds non-finite weights in {len(bad)} tensor(s): {bad[:5]}"
+        )
+    return state
+
+
+def load_latest(checkpoints: Path, map_location: str | torch.device = "cpu") -> Recovered | None:
+    """The newest usable checkpoint among ``last.pt``, ``prev.pt`` and ``step_<N>.pt``.
+
+    None when the directory holds none of them; ``CheckpointError`` listing every file and
+    its problem when none of them is usable (never a silent fresh start).
+    """
+    skipped: list[tuple[Path, str]] = []
+
+    def attempt(path: Path) -> dict[str, Any] | None:
+        try:
+            return load_usable(path, map_location)
+        except CheckpointError as error:
+            skipped.append((path, str(error)))
+            return None
+
+    last, prev = checkpoints / f"{LAST}.pt", checkpoints / f"{PREV}.pt"
+    if last.exists() and (state := attempt(last)) is not None:
+        return Recovered(last, state, skipped)
+    prev_state = attempt(prev) if prev.exists() else None
+    prev_step = int(prev_state["step"]) if prev_state is not None else -1
+    for path in step_checkpoints(checkpoints):
+        if prev_state is not None and _step_number(path) <= prev_step:
+            break
+        if (state := attempt(path)) is not None:
+            return Recovered(path, state, skipped)
+    if prev_state is not None:
+        return Recovered(prev, prev_state, skipped)
+    if skipped:
+        listed = "\n  - ".join(why for _, why in skipped)
+        raise CheckpointError(
+            f"no usable checkpoint in {checkpoints}:\n  - {listed}\n"
+            "Use train.resume=never to start this run over."
+        )
+    return None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unusable checkpoint to ``<name>.corrupt-<UTC time>`` (kept for inspection,
+    never loaded again, never overwritten by the next save)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    path.rename(target)
+    return target
 
 
 @dataclass
@@ -154,7 +279,12 @@ def load_method(
     from sslequi.build import build_method
 
     path = find_checkpoint(run_dir, which)
-    state = load_checkpoint(path, map_location)
+    try:
+        state = load_checkpoint(path, map_location)
+    except CheckpointError as error:
+        others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
+        hint = f"; other checkpoints here: {others}" if others else ""
+        raise CheckpointError(f"{error}{hint}") from None
     config = resolve_config(OmegaConf.create(state["config"]))
     method = build_method(config)
     missing, unexpected = method.load_state_dict(state["method"], strict=False)

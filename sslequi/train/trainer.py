@@ -12,6 +12,13 @@ only between steps, where a handler someone else installed (submitit's) runs and
 ``current_trainer().save_checkpoint(reason)``. The trainer installs no handler of its own:
 it only defers an installed one to the next step boundary (see ``_SignalGate``).
 
+Checkpoints. Before each save the method's and the probe's parameters and buffers are
+checked to be finite (one host sync): a diverged model is never saved, so the last good
+checkpoint survives. Each save renames the current ``last.pt`` to ``prev.pt`` first. The
+stored training config is the one the run started with (``stored_config``): a resume with
+other run-invariant settings (a new ``dataset.root`` for the same data, more workers) never
+rewrites it; the roots the data was read from are kept beside it (``state["data"]``).
+
 Distributed. If ``torch.distributed`` is initialised, the data is sharded with a
 resumable sampler, the per-rank batch is ``batch_size / world_size``, the model is wrapped
 in DDP, and only rank 0 writes logs and checkpoints. Exact resume is bitwise on one
@@ -47,11 +54,15 @@ from sslequi.data.base import ImageDataset
 from sslequi.methods.base import Method
 from sslequi.train.checkpoint import (
     FORMAT_VERSION,
+    LAST,
+    PREV,
     DataPosition,
     capture_rng,
+    nonfinite,
     restore_rng,
     save_atomic,
 )
+from sslequi.train.lock import RunLock
 from sslequi.train.logging import MetricsLogger
 from sslequi.train.optim import (
     LRSchedule,
@@ -294,6 +305,11 @@ class Trainer:
         self.step = 0
         self.position = DataPosition()
         self.last_checkpoint_reason: str | None = None
+        # The config the run started with (saved in every checkpoint, never rewritten) and
+        # the data it trains on: {"fingerprint": …, "roots": [every root it was read from]}.
+        self.stored_config: dict[str, Any] = cfg.container
+        self.data_record: dict[str, Any] | None = None
+        self.lock: RunLock | None = None  # the run directory's lock (rank 0), checked at saves
         self._last_save_time = time.monotonic()
         # Per-step numbers stay on the device; they are read (one sync) when a window is logged.
         self._probe_correct: Tensor | float = 0.0
@@ -317,7 +333,8 @@ class Trainer:
             "rng": capture_rng(),
             "loader_generator": self.loader_generator.get_state(),
             "world_size": self.dist.world_size,
-            "config": self.cfg.container,
+            "config": self.stored_config,
+            "data": self.data_record,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -333,6 +350,7 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError) as error:
             raise ConfigError(f"checkpoint does not match this run: {error}") from None
         self.step = int(state["step"])
+        self.stored_config = state["config"]
         self.position = DataPosition(**state["data_position"])
         self.loader_generator.set_state(state["loader_generator"])
         if self.dist.rank == 0 and state.get("world_size", 1) == self.dist.world_size:
@@ -343,18 +361,25 @@ class Trainer:
     def save_checkpoint(self, reason: str) -> Path | None:
         """Save the state as of the last completed step to ``checkpoints/last.pt`` (rank 0).
 
-        A reason in ``REQUEUE_REASONS`` also marks the run ``requeued`` in ``run.json``.
+        The previous ``last.pt`` becomes ``prev.pt``. Refuses (``FloatingPointError``) when a
+        parameter or buffer is not finite, leaving the checkpoints on disk as they are, and
+        (``LockLostError``) when another process has taken the run directory's lock. A
+        reason in ``REQUEUE_REASONS`` also marks the run ``requeued`` in ``run.json``.
         """
-        self.last_checkpoint_reason = reason
         self._last_save_time = time.monotonic()
+        self._check_finite_weights(reason)
         if not self.run.writer:
+            self.last_checkpoint_reason = reason
             return None
-        path = self.run.checkpoints / "last.pt"
+        if self.lock is not None:
+            self.lock.check(verify=True)
+        path = self.run.checkpoints / f"{LAST}.pt"
         state = self.state_dict()
         state["reason"] = reason
-        save_atomic(state, path)
+        save_atomic(state, path, previous=self.run.checkpoints / f"{PREV}.pt")
         if self.cfg.train.keep_checkpoints and reason == "periodic":
             save_atomic(state, self.run.checkpoints / f"step_{self.step}.pt")
+        self.last_checkpoint_reason = reason
         info = self.run.read_info()
         if info is not None:
             info.step = self.step
@@ -362,6 +387,18 @@ class Trainer:
                 info.status, info.reason = "requeued", f"checkpointed for {reason}"
             self.run.write_info(info)
         return path
+
+    def _check_finite_weights(self, reason: str) -> None:
+        """Fail before a save when any parameter or buffer holds a NaN or an infinity."""
+        named = [*self.module.named_parameters(), *self.module.named_buffers()]
+        bad = nonfinite(named)
+        if bad:
+            listed = ", ".join(name.removeprefix("method.") for name in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise FloatingPointError(
+                f"non-finite weights at step {self.step} ({listed}{more}): the {reason} "
+                "checkpoint was not written; the checkpoints on disk are the last good ones"
+            )
 
     # ------------------------------------------------------------------ loop
 
@@ -503,6 +540,8 @@ class Trainer:
                         if self._checkpoint_due():
                             self._check_finite()
                             self.save_checkpoint("periodic")
+                        if self.lock is not None:
+                            self.lock.check()
                         gate.deliver()
                         if self.step >= stop_at:
                             break
