@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from sslequi.actions import latent_encodings
+from sslequi.augment.ops import AugmentConfigError
+from sslequi.augment.pipeline import build_pipeline
 from sslequi.config import ConfigError, ResolvedConfig, import_components
 from sslequi.data.base import DatasetConfig, DatasetInfo, ImageDataset
 from sslequi.methods.base import Method
@@ -79,7 +81,8 @@ def method_spec_of(cfg: ResolvedConfig) -> MethodSpec:
 
 
 def check_compatible(spec: MethodSpec, info: DatasetInfo, cfg: ResolvedConfig) -> None:
-    """Fail before compute when the dataset cannot deliver what the method declares."""
+    """Fail before compute when the dataset or the augmentation recipe cannot deliver
+    what the method declares (latents, 2D action parameters, view layout)."""
     problems = []
     if spec.needs_latents and info.latent_dim is None:
         problems.append(
@@ -94,3 +97,7 @@ def check_compatible(spec: MethodSpec, info: DatasetInfo, cfg: ResolvedConfig) -
         )
     if problems:
         raise ConfigError("; ".join(problems))
+    try:  # the recipe against the method and dataset: what the trainer will build
+        build_pipeline(cfg.augment, spec, info)
+    except AugmentConfigError as error:
+        raise ConfigError(f"config augment ({cfg.augment.name}): {error}") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import math
 import pkgutil
 import types
 import typing
@@ -458,6 +459,9 @@ def resolve_config(cfg: DictConfig | Mapping[str, Any] | Config) -> ResolvedConf
 # --------------------------------------------------------------------------- validation
 
 _DEVICE_NAMES = ("auto", "cpu", "cuda")
+# The largest base learning rate accepted: LARS recipes use a few units (SimCLR 4.8 at
+# batch 4096); float32 overflows near 3e38 and any rate above ~100 diverges at once.
+MAX_LR = 100.0
 
 
 def validate(resolved: ResolvedConfig, world_size: int = 1) -> int:
@@ -473,7 +477,17 @@ def validate(resolved: ResolvedConfig, world_size: int = 1) -> int:
         if not ok:
             problems.append(message)
 
+    for group, node in (("optim", optim), ("train", train)):
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{group}.{f.name} must be a finite number, got {value}")
     need(optim.lr > 0, f"optim.lr must be > 0, got {optim.lr}")
+    need(
+        optim.lr <= MAX_LR and optim.probe_lr <= MAX_LR,
+        f"optim.lr and optim.probe_lr must be ≤ {MAX_LR:g} (got {optim.lr:g} and "
+        f"{optim.probe_lr:g}): a rate this large is a typo and overflows the optimizer",
+    )
     need(optim.weight_decay >= 0, f"optim.weight_decay must be ≥ 0, got {optim.weight_decay}")
     need(0 <= optim.momentum < 1, f"optim.momentum must lie in [0, 1), got {optim.momentum}")
     need(optim.eps > 0, f"optim.eps must be > 0, got {optim.eps}")

@@ -102,6 +102,11 @@ def test_value_rejected_by_registered_dataclass(compose_cfg) -> None:
         ("optim.final_lr_ratio=2", "final_lr_ratio"),
         ("train.device=tpu", "train.device"),
         ("train.resume=/no/such/checkpoint.pt", "does not exist"),
+        ("optim.lr=1e39", "optim.lr and optim.probe_lr must be ≤ 100"),
+        ("optim.probe_lr=1000", "optim.lr and optim.probe_lr must be ≤ 100"),
+        ("optim.lr=inf", "optim.lr must be a finite number"),
+        ("optim.weight_decay=inf", "optim.weight_decay must be a finite number"),
+        ("train.grad_clip=nan", "train.grad_clip must be a finite number"),
     ],
 )
 def test_out_of_range_values_fail_before_compute(
@@ -110,6 +115,17 @@ def test_out_of_range_values_fail_before_compute(
     with pytest.raises(ConfigError, match=message):
         pretrain(compose_cfg(override))
     _no_compute_happened(tmp_path / "run")
+
+
+def test_augment_recipe_that_cannot_feed_the_method_fails_before_the_run_starts(
+    compose_cfg, tmp_path: Path
+) -> None:
+    """Issue 16, item 12: AugSelf regressing augmentation parameters with augment=none."""
+    cfg = compose_cfg("method=augself", "method.action=aug_params_9d", "augment=none")
+    with pytest.raises(ConfigError, match=r"augment \(none\).*aug_params_9d.*no random op"):
+        pretrain(cfg)
+    _no_compute_happened(tmp_path / "run")
+    assert not (tmp_path / "run" / "run.json").exists()
 
 
 def test_equivariant_split_larger_than_feature_dim(compose_cfg, tmp_path: Path) -> None:
