@@ -12,7 +12,9 @@ or misplaced download with a message naming the file. Nothing is downloaded at r
 a missing root says which files to put where.
 
 - CIFAR-10: ``ROOT/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}``
-  (python pickles; ``data`` uint8 [N, 3072] channel-major, ``labels``).
+  (python pickles; ``data`` uint8 [N, 3072] channel-major, ``labels``). They are read by a
+  restricted unpickler that resolves only numpy's array reconstruction, so a poisoned
+  batch is refused instead of run.
 - CIFAR-100: ``ROOT/cifar-100-python/{train, test, meta}`` (``fine_labels``).
 - STL-10: ``ROOT/stl10_binary/{train,test}_{X,y}.bin``, ``unlabeled_X.bin`` (uint8
   [N, 3, 96, 96] column-major images; labels 1..10). Splits: ``train`` (the SSL split,
@@ -168,11 +170,41 @@ def _locate(root: Path, folder: str, names: list[str], what: str, source: str) -
     )
 
 
+# Everything a CIFAR python batch holds: a dict of byte strings, lists and int labels, and
+# one uint8 ndarray (numpy's reconstructor, under its numpy 1 and numpy 2 module names;
+# ``_codecs.encode`` is how protocol-2 pickles written by Python 3 store bytes).
+CIFAR_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+)
+
+
+class _CIFARUnpickler(pickle.Unpickler):
+    """Resolves only ``CIFAR_PICKLE_GLOBALS``: a poisoned batch cannot name a callable."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in CIFAR_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"refused {module}.{name}: a CIFAR batch holds only arrays, lists, bytes and "
+                "numbers, so this file is not one (or was tampered with)"
+            )
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            content = pickle.load(handle, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError) as error:
+            content = _CIFARUnpickler(handle, encoding="latin1").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
         raise DataError(f"{path}: unreadable CIFAR batch ({error})") from None
     if not isinstance(content, dict):
         raise DataError(f"{path}: expected a pickled dict, got {type(content).__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,47 @@ def test_cifar_structure_errors(tmp_path: Path) -> None:
         pickle.dump({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, handle)
     with pytest.raises(DataError, match=r"uint8 \[N, 3072\]"):
         build_dataset(CIFAR10Config(root=str(tmp_path)), "train", 2)
+
+
+class _Payload:
+    """Unpickling this calls ``shutil.copyfile(src, dst)``: a poisoned batch's payload."""
+
+    def __init__(self, src: Path, dst: Path) -> None:
+        self.src, self.dst = src, dst
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return shutil.copyfile, (str(self.src), str(self.dst))
+
+
+def test_a_poisoned_cifar_batch_is_refused_not_run(tmp_path: Path) -> None:
+    """Issue 16, item 14: only what the CIFAR format needs is resolved while unpickling."""
+    _write_cifar10(tmp_path)
+    secret, stolen = tmp_path / "secret.txt", tmp_path / "stolen.txt"
+    secret.write_text("credentials")
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    with batch.open("wb") as handle:
+        data = np.zeros((2, 3072), np.uint8)
+        pickle.dump({b"data": data, b"labels": [0, 1], b"x": _Payload(secret, stolen)}, handle)
+    with pytest.raises(DataError, match=r"data_batch_2.*refused shutil\.copyfile"):
+        build_dataset(CIFAR10Config(root=str(tmp_path)), "train", 2)
+    assert not stolen.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_batches_of_every_pickle_protocol_still_load(tmp_path: Path, protocol: int) -> None:
+    """The official files are protocol-2 pickles from Python 2 and numpy 1
+    (``numpy.core.multiarray._reconstruct``); re-packed copies may use any protocol."""
+    written = _write_cifar10(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    data, labels = written["data_batch_1"]
+    blob = pickle.dumps({b"data": data, b"labels": labels}, protocol=protocol)
+    if protocol == 2:  # name the reconstructor as numpy 1 did
+        blob = blob.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+        assert b"numpy.core.multiarray\n_reconstruct" in blob
+    batch.write_bytes(blob)
+    train = build_dataset(CIFAR10Config(root=str(tmp_path)), "train", 2)
+    assert torch.equal(train[0].images[0], torch.from_numpy(data[0].reshape(3, 32, 32)))
+    assert [train[i].label for i in range(3)] == labels
 
 
 def test_cifar100_fine_labels_and_resize(tmp_path: Path) -> None:
