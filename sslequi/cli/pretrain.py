@@ -11,6 +11,7 @@ before any compute. ``--multirun`` sweeps go through Hydra's launcher of choice.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -20,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import sslequi.threads  # noqa: F401  (OpenMP defaults, before torch loads)
 from sslequi.config import ConfigError, register_configs
-from sslequi.train.rundir import SINGLE, SWEEP_ID_ENV, check_path_component, run_slug, sweep_id
+from sslequi.data.check import DataError
+from sslequi.train.rundir import SINGLE, SWEEP_ID_ENV, run_slug, sweep_id
 
 CONFIGS_ENV = "SSLEQUI_CONFIGS"
 CONFIG_NAME = "pretrain"
@@ -42,33 +44,21 @@ def configs_dir() -> Path:
 def _experiment_name(value: str | None, choice: str | None) -> str:
     """The ``experiment`` field if set, else the chosen ``experiment`` config, else default."""
     if value and value != "default":
-        return _folder_name(value, "experiment")
+        return value
     return choice or "default"
 
 
 def _sweep_name(explicit: str | None, fallback: str) -> str:
     """Explicit sweep id, else ``$SSLEQUI_SWEEP_ID``, else ``single`` (runs) or a fresh id."""
     if explicit:
-        return _folder_name(explicit, "launcher.sweep_id")
+        return explicit
     if os.environ.get(SWEEP_ID_ENV):
-        return _folder_name(os.environ[SWEEP_ID_ENV], f"${SWEEP_ID_ENV}")
+        return os.environ[SWEEP_ID_ENV]
     return SINGLE if fallback == SINGLE else sweep_id()
 
 
 def _slug(explicit: str | None, overrides: Sequence[str] | None) -> str:
-    if explicit:
-        return _folder_name(explicit, "run_slug")
-    return run_slug(list(overrides or []))
-
-
-def _folder_name(value: str, key: str) -> str:
-    """``value`` if it is one folder name, else exit 2 with the reason (these resolvers run
-    while Hydra computes its output directory, before it creates anything: no ``../``)."""
-    try:
-        return check_path_component(value, key)
-    except ConfigError as error:
-        print(f"sslequi-pretrain: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+    return explicit or run_slug(list(overrides or []))
 
 
 def _first_set(explicit: str | None, default: str) -> str:
@@ -116,17 +106,37 @@ def task(cfg: DictConfig) -> None:
         choice = HydraConfig.get().runtime.choices.get("experiment")
         cfg.experiment = _experiment_name(cfg.experiment, choice)
     distributed = _start_process_group()
+    failure = ""
     try:
         run_dir = pretrain(cfg)
-    except ConfigError as error:
-        print(f"sslequi-pretrain: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+    except (ConfigError, DataError) as error:  # a data error mid-run: run.json says failed
+        failure = f"sslequi-pretrain: {error}"
     finally:
         if distributed:
             from sslequi.launcher.ddp import shutdown_distributed
 
             shutdown_distributed()
+    if failure:
+        _stop_failed_run()
+        print(failure, file=sys.stderr, flush=True)
+        raise SystemExit(2)
     print(f"sslequi-pretrain: run directory {run_dir}", flush=True)
+
+
+def _stop_failed_run() -> None:
+    """Free what a failed run left behind, so the process can exit.
+
+    The error's traceback held the trainer and its DataLoader: collecting them shuts the
+    workers down. A worker still running after that is killed: workers inherit the signals
+    the trainer holds back during a step (SIGTERM included), so the ``terminate`` that
+    Python's exit sends them would go unheard and the exit would wait for them forever.
+    """
+    import multiprocessing
+
+    gc.collect()
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join(timeout=10)
 
 
 def _start_process_group() -> bool:

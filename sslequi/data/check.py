@@ -1,24 +1,33 @@
 """Validation of a 3DIEBench-format root: split files, labels, folders, images, latents.
 
 One set of checks serves both ``sslequi-data check ROOT`` (every object, every file,
-full JPEG decode) and the loaders' cheap checks at open (split files, labels, a sample
-of objects, JPEG markers only). Each problem names its file and what is wrong
-(datasets.md §1.2, §1.7, §6.1):
+full JPEG decode) and the loaders' structural scan at open (``scan_split``: every object
+of the split, every latent read, every JPEG's markers and headers parsed, no decode;
+cached by the split's file listing, so reopening an unchanged root reads no file).
+Each problem names its file and what is wrong (datasets.md §1.2, §1.7, §6.1):
 
 - missing split files, with where they come from (the real tarball ships without them);
 - a split entry whose folder does not exist;
 - labels that disagree with the rank of the synset among all synsets sorted as strings;
 - a view with an image but no latent, or the reverse; an object with no views;
-- a latent that is not float64 of the expected shape (7 or 10 values);
-- an unreadable or truncated JPEG.
+- a latent that is not float64 of the expected shape (7 or 10 values), or holds NaN/inf;
+- an unreadable, truncated or structurally corrupt JPEG (markers, frame header).
+
+What a structural scan cannot see (entropy-coded image data that only a full decode
+rejects) fails when the item is loaded: a ``DataError`` naming the file, with the same
+clean message whether it was raised in the main process or in a DataLoader worker.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +75,27 @@ ProblemKind = Literal[
 
 
 class DataError(ValueError):
-    """A dataset root or file that cannot be used; the message names the file."""
+    """A dataset root or file that cannot be used; the message names the file.
+
+    A DataLoader worker's error reaches the main process re-raised by torch as
+    ``DataError("Caught DataError in DataLoader worker process N. Original Traceback
+    ...")``; the original message is recovered here, so a data error reads the same from
+    any process and never carries a worker traceback.
+    """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(_without_worker_traceback(str(message)))
+
+
+_WORKER_PREFIX = "Caught DataError in DataLoader worker"
+
+
+def _without_worker_traceback(message: str) -> str:
+    if not message.startswith(_WORKER_PREFIX):
+        return message
+    marker = f"\n{DataError.__module__}.{DataError.__qualname__}: "
+    at = message.rfind(marker)
+    return message[at + len(marker) :].rstrip("\n") if at >= 0 else message
 
 
 @dataclass(frozen=True)
@@ -161,11 +190,16 @@ def label_problems(index: SplitIndex, synsets: list[str], where: Path) -> list[P
 
 def discover_views(folder: Path) -> tuple[list[int], list[Problem]]:
     """View numbers with both image_<v>.jpg and latent_<v>.npy, sorted; problems for the rest."""
+    return views_from_names(folder, [entry.name for entry in folder.iterdir()])
+
+
+def views_from_names(folder: Path, names: Iterable[str]) -> tuple[list[int], list[Problem]]:
+    """``discover_views`` over a listing of ``folder`` already read."""
     images, latents = set(), set()
-    for entry in folder.iterdir():
-        if m := IMAGE_PATTERN.match(entry.name):
+    for name in names:
+        if m := IMAGE_PATTERN.match(name):
             images.add(int(m.group(1)))
-        elif m := LATENT_PATTERN.match(entry.name):
+        elif m := LATENT_PATTERN.match(name):
             latents.add(int(m.group(1)))
     problems = [
         Problem(
@@ -199,16 +233,100 @@ def read_latent(path: Path, latent_dim: int | None) -> np.ndarray:
         raise DataError(
             f"{path}: latent has dtype {value.dtype} shape {value.shape}, expected float64 {expected}"
         )
+    finite = np.isfinite(value)
+    if not finite.all():
+        bad = [f"[{i}]={value[i]}" for i in np.flatnonzero(~finite)]
+        raise DataError(f"{path}: latent holds non-finite values ({', '.join(bad)})")
     return value
 
 
-def jpeg_problem(data: bytes) -> str | None:
-    """Cheap structural check: JPEG start and end markers present."""
+# Frame headers (SOF0–SOF15 except DHT C4, JPG C8, DAC CC) and markers without a length.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
+_NEEDS_MORE = "needs more bytes"
+
+
+def _jpeg_header_problem(data: bytes) -> str | None:
+    """Walk the marker segments from SOI to SOS: each length inside the file, a frame
+    header with non-zero size before the scan. ``_NEEDS_MORE`` if ``data`` ends first."""
+    pos, frame = 2, False
+    while True:
+        if pos + 4 > len(data):
+            return _NEEDS_MORE
+        if data[pos] != 0xFF:
+            return f"corrupt JPEG header (no marker at byte {pos})"
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _STANDALONE_MARKERS:
+            pos += 2
+            continue
+        if marker in (0xD8, 0xD9):
+            return f"corrupt JPEG header (marker 0x{marker:02X} at byte {pos} before the scan)"
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return f"corrupt JPEG header (segment 0x{marker:02X} at byte {pos} has length {length})"
+        if pos + 2 + length > len(data):
+            return _NEEDS_MORE
+        if marker in _SOF_MARKERS:
+            if length < 8:
+                return f"corrupt JPEG header (frame header of length {length})"
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            components = data[pos + 9]
+            if not height or not width or components not in (1, 3, 4):
+                return f"corrupt JPEG header (frame {width}×{height} with {components} components)"
+            frame = True
+        if marker == 0xDA:
+            return None if frame else "corrupt JPEG header (image data before any frame header)"
+        pos += 2 + length
+
+
+def jpeg_problem(data: bytes, tail: bytes | None = None) -> str | None:
+    """Structural check without decoding: start and end markers, and the marker segments
+    up to the scan (lengths inside the file, a frame header of non-zero size).
+
+    ``data`` is the whole file, or its first bytes when ``tail`` (the last bytes) is given.
+    """
     if len(data) < 4 or data[:2] != b"\xff\xd8":
         return "not a JPEG (no start-of-image marker)"
-    if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+    end = data if tail is None else tail
+    if end.rstrip(b"\x00")[-2:] != b"\xff\xd9":
         return "truncated JPEG (no end-of-image marker)"
-    return None
+    header = _jpeg_header_problem(data)
+    if header == _NEEDS_MORE:
+        if tail is not None:
+            return _NEEDS_MORE
+        return "truncated JPEG header (the file ends before the image data)"
+    return header
+
+
+JPEG_HEAD_BYTES = 1 << 16
+JPEG_TAIL_BYTES = 64
+
+
+def jpeg_file_problem(path: Path) -> str | None:
+    """``jpeg_problem`` of a file, reading its head and tail (the whole file only when its
+    headers are longer than ``JPEG_HEAD_BYTES``)."""
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size <= JPEG_HEAD_BYTES + JPEG_TAIL_BYTES:
+                return jpeg_problem(handle.read())
+            head = handle.read(JPEG_HEAD_BYTES)
+            handle.seek(size - JPEG_TAIL_BYTES)
+            problem = jpeg_problem(head, handle.read())
+            if problem == _NEEDS_MORE:
+                handle.seek(0)
+                problem = jpeg_problem(handle.read())
+            return problem
+    except OSError as error:
+        return f"cannot read image ({error})"
+
+
+# torchvision prefixes libjpeg's message with its own source location
+_DECODER_LOCATION = re.compile(r"^decode_jpeg, \S+:\d+, ")
 
 
 def decode_image(path: Path, deep: bool = True) -> torch.Tensor:
@@ -227,7 +345,8 @@ def decode_image(path: Path, deep: bool = True) -> torch.Tensor:
             buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
             return decode_jpeg(buffer, mode=ImageReadMode.RGB)
     except RuntimeError as error:
-        raise DataError(f"{path}: unreadable JPEG ({str(error).splitlines()[0]})") from None
+        reason = _DECODER_LOCATION.sub("", str(error).splitlines()[0])
+        raise DataError(f"{path}: unreadable JPEG ({reason})") from None
 
 
 def object_problems(
@@ -381,3 +500,178 @@ def _sample_positions(n: int, sample: int | None) -> list[int]:
     if sample <= 1:
         return [0] if n else []
     return sorted({round(i * (n - 1) / (sample - 1)) for i in range(sample)})
+
+
+# --------------------------------------------------------------------------- scan at open
+
+SCAN_FORMAT = 1
+CACHE_ENV = "SSLEQUI_CACHE_DIR"
+SCAN_THREADS = 8  # file metadata and small reads wait on the disk, not the CPU
+_SCAN_MEMO: dict[str, dict[str, object]] = {}
+
+Listing = tuple[tuple[str, int, int], ...]  # (name, size, mtime_ns) per entry, sorted
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """What ``scan_split`` found: counts, the object with the fewest views, problems."""
+
+    split: str
+    objects: int
+    views: int  # complete image + latent pairs over the split
+    min_views: int
+    fewest_views: str  # the folder holding ``min_views`` views
+    problems: tuple[Problem, ...] = ()
+    cached: bool = False  # True: an unchanged listing; no file was read
+
+
+def scan_cache_dir() -> Path:
+    """``$SSLEQUI_CACHE_DIR/data_scans``, else ``$XDG_CACHE_HOME/sslequi/data_scans``,
+    else ``~/.cache/sslequi/data_scans``."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser() / "data_scans"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sslequi" / "data_scans"
+
+
+def _listing(folder: Path) -> Listing | str:
+    """The folder's entries with size and mtime, or why it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            rows = []
+            for entry in entries:
+                stat = entry.stat()
+                rows.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    except FileNotFoundError:
+        return "no folder"
+    except NotADirectoryError:
+        return "not a folder"
+    except OSError as error:
+        return f"cannot list ({error.strerror or error})"
+    return tuple(sorted(rows))
+
+
+def _scan_object(
+    folder: Path, entry: str, listing: Listing | str, latent_dim: int
+) -> tuple[int, list[Problem]]:
+    if isinstance(listing, str):
+        return 0, [Problem("missing_folder", str(folder), f"split entry {entry!r}: {listing}")]
+    views, problems = views_from_names(folder, (name for name, _, _ in listing))
+    for v in views:
+        try:
+            read_latent(folder / f"latent_{v}.npy", latent_dim)
+        except DataError as error:
+            message = str(error).split(": ", 1)[-1]
+            problems.append(Problem("bad_latent", str(folder / f"latent_{v}.npy"), message))
+        problem = jpeg_file_problem(folder / f"image_{v}.jpg")
+        if problem:
+            problems.append(Problem("bad_jpeg", str(folder / f"image_{v}.jpg"), problem))
+    return len(views), problems
+
+
+def _listing_key(root: Path, index: SplitIndex, latent_dim: int, listings: list) -> str:
+    digest = hashlib.sha256(
+        json.dumps([SCAN_FORMAT, str(root.resolve()), index.split, latent_dim]).encode()
+    )
+    for entry, listing in zip(index.paths, listings, strict=True):
+        digest.update(f"{entry}\0{listing!r}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _read_cached(key: str) -> dict[str, object] | None:
+    if key in _SCAN_MEMO:
+        return _SCAN_MEMO[key]
+    try:
+        data = json.loads((scan_cache_dir() / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != SCAN_FORMAT:
+        return None
+    return data
+
+
+def _write_cached(key: str, data: dict[str, object]) -> None:
+    """Best effort: an unwritable cache only means the next open scans again."""
+    _SCAN_MEMO[key] = data
+    folder = scan_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{key}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(data))
+        os.replace(temporary, folder / f"{key}.json")
+    except OSError:
+        pass
+
+
+def scan_split(root: Path, index: SplitIndex, latent_dim: int) -> ScanSummary:
+    """The structural scan at open: every object of ``index``, every view pair, every
+    latent read (dtype, shape, finite), every JPEG's markers and headers parsed.
+
+    A clean result is cached under a digest of the split's listing (every entry's name,
+    size and mtime, the root and the latent size): reopening an unchanged root lists the
+    object folders and reads no file; any file added, removed or rewritten scans again.
+    """
+    folders = [root / entry.strip("/") for entry in index.paths]
+    progress = len(folders) >= 2000
+    with ThreadPoolExecutor(SCAN_THREADS) as pool:
+        listings = list(
+            tqdm(
+                pool.map(_listing, folders),
+                total=len(folders),
+                desc=f"list {index.split}",
+                unit="obj",
+                disable=not progress,
+            )
+        )
+        key = _listing_key(root, index, latent_dim, listings)
+        cached = _read_cached(key)
+        if cached is not None:
+            return ScanSummary(
+                split=index.split,
+                objects=int(cached["objects"]),  # type: ignore[call-overload]
+                views=int(cached["views"]),  # type: ignore[call-overload]
+                min_views=int(cached["min_views"]),  # type: ignore[call-overload]
+                fewest_views=str(cached["fewest_views"]),
+                cached=True,
+            )
+        results = list(
+            tqdm(
+                pool.map(
+                    _scan_object,
+                    folders,
+                    index.paths,
+                    listings,
+                    [latent_dim] * len(folders),
+                ),
+                total=len(folders),
+                desc=f"scan {index.split}",
+                unit="obj",
+                disable=not progress,
+            )
+        )
+    problems = [p for _, found in results for p in found]
+    counts = [n for n, _ in results]
+    fewest = min(range(len(counts)), key=counts.__getitem__) if counts else 0
+    summary = ScanSummary(
+        split=index.split,
+        objects=len(folders),
+        views=sum(counts),
+        min_views=counts[fewest] if counts else 0,
+        fewest_views=str(folders[fewest]) if folders else "",
+        problems=tuple(problems),
+    )
+    if not problems:
+        _write_cached(
+            key,
+            {
+                "format": SCAN_FORMAT,
+                "root": str(root),
+                "split": index.split,
+                "objects": summary.objects,
+                "views": summary.views,
+                "min_views": summary.min_views,
+                "fewest_views": summary.fewest_views,
+            },
+        )
+    return summary

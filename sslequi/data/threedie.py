@@ -19,10 +19,17 @@ the rendered presets fewer than 50), so nothing assumes 50 views or a view 0.
 
 Images are decoded with ``torchvision.io.decode_jpeg`` and resized (antialiased,
 bilinear, like torchvision's ``Resize`` in SIE) when ``resolution`` differs from the
-file's size: 256 is native, seq-JEPA uses 128. Opening a dataset runs cheap checks
-(split files, labels against the synset order, a sample of object folders, latent shape);
-a bad file met later raises ``DataError`` naming it. ``sslequi-data check`` runs the
-full checks.
+file's size: 256 is native, seq-JEPA uses 128.
+
+Checks at open (``check_on_open``, on by default): the split files, the labels against
+the synset order, and a structural scan of every object of the split
+(``sslequi.data.check.scan_split``: every folder listed, every view an image + latent pair,
+every latent read for dtype, shape and finite values, every JPEG's markers and headers
+parsed; at least ``num_views`` views per object). A clean scan is cached by the split's
+listing (names, sizes, mtimes), so reopening an unchanged root reads no file. What only a
+full decode sees (corrupt entropy-coded image data) raises ``DataError`` naming the file
+when the item is loaded; the trainer marks the run failed and the CLI exits 2 with that
+one line. ``sslequi-data check`` decodes every image.
 
 Split names: ``train`` and ``val``; ``test`` is an alias of ``val`` (the benchmark has no
 separate test set; SIE evaluates on val). 3DIEBench-OOD holds only the val objects.
@@ -41,12 +48,13 @@ from torchvision.transforms.v2 import functional as tvf
 from sslequi.data.base import DatasetConfig, DatasetInfo, ObjectDataset
 from sslequi.data.check import (
     DataError,
-    check_root,
+    ScanSummary,
     decode_image,
     discover_views,
     label_problems,
     load_split,
     read_latent,
+    scan_split,
     split_files,
     synset_order,
 )
@@ -57,7 +65,7 @@ from sslequi.types import Sample
 THREEDIE_MEAN = (0.5016, 0.5037, 0.5060)
 THREEDIE_STD = (0.1030, 0.0999, 0.0969)
 SPLIT_ALIASES = {"train": "train", "val": "val", "test": "val"}
-OPEN_CHECK_SAMPLE = 8  # objects per split checked when a dataset is opened
+MAX_LISTED_PROBLEMS = 10
 
 
 @dataclass
@@ -76,7 +84,7 @@ class ThreeDIEConfig(DatasetConfig):
     num_classes: int = 0
     mean: tuple[float, float, float] = field(default_factory=lambda: THREEDIE_MEAN)
     std: tuple[float, float, float] = field(default_factory=lambda: THREEDIE_STD)
-    check_on_open: bool = True
+    check_on_open: bool = True  # the structural scan of every object (module docstring)
 
     def __post_init__(self) -> None:
         self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
@@ -138,8 +146,9 @@ class ThreeDIEBench(ObjectDataset):
         self.synsets = synset_order([self.index] + [load_split(self.splits_dir, s) for s in other])
         num_classes = config.num_classes or len(self.synsets)
         self._views: dict[int, list[int]] = {}
+        self.scan: ScanSummary | None = None
         if config.check_on_open:
-            self._cheap_checks()
+            self._open_checks()
         self.info = DatasetInfo(
             num_classes=num_classes,
             mean=config.mean,
@@ -160,31 +169,23 @@ class ThreeDIEBench(ObjectDataset):
         if num_views < 1:
             raise ValueError(f"{self.config.name}: num_views must be ≥ 1, got {num_views}")
 
-    def _cheap_checks(self) -> None:
-        report = check_root(
-            self.root,
-            self.splits_dir,
-            latent_dim=self.latent_dim,
-            splits=(self.split,),
-            deep=False,
-            sample=OPEN_CHECK_SAMPLE,
-        )
-        # labels are checked against the synsets of every available split
-        problems = [p for p in report.problems if p.kind != "label_mismatch"]
-        problems += label_problems(self.index, self.synsets, self.splits_dir)
-        if not problems:  # the sampled objects must have the views the method asks for
-            for i in _evenly_spaced(len(self), OPEN_CHECK_SAMPLE):
-                views = discover_views(self.folder(i))[0]
-                if len(views) < self.num_views:
-                    raise DataError(
-                        f"{self.config.name}: the method asks for {self.num_views} distinct "
-                        f"views per item but {self.folder(i)} has {len(views)} ({views})"
-                    )
+    def _open_checks(self) -> None:
+        """Labels and the structural scan of every object (module docstring)."""
+        problems = label_problems(self.index, self.synsets, self.splits_dir)
+        self.scan = scan_split(self.root, self.index, self.latent_dim)
+        problems += self.scan.problems
         if problems:
-            listed = "\n  ".join(str(p) for p in problems[:10])
+            listed = "\n  ".join(str(p) for p in problems[:MAX_LISTED_PROBLEMS])
+            more = len(problems) - MAX_LISTED_PROBLEMS
             raise DataError(
                 f"{self.config.name}: {self.root} failed the checks at open "
-                f"(run 'sslequi-data check {self.root}' for a full report):\n  {listed}"
+                f"({len(problems)} problem(s); 'sslequi-data check {self.root}' lists them "
+                f"all):\n  {listed}" + (f"\n  ... and {more} more" if more > 0 else "")
+            )
+        if self.scan.min_views < self.num_views:
+            raise DataError(
+                f"{self.config.name}: the method asks for {self.num_views} distinct views per "
+                f"item but {self.scan.fewest_views} has {self.scan.min_views}"
             )
 
     # --- items ----------------------------------------------------------------------
@@ -240,12 +241,6 @@ class ThreeDIEBench(ObjectDataset):
         if image.shape[-2:] != (size, size):
             image = tvf.resize(image, [size, size], antialias=True)
         return image
-
-
-def _evenly_spaced(n: int, count: int) -> list[int]:
-    if n <= count:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)})
 
 
 @register_dataset("3diebench_t", config=ThreeDIETConfig)

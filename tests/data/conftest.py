@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sslequi.data.check import CACHE_ENV
 from sslequi.data.render.generate import RenderConfig, generate
 
 
@@ -19,6 +20,17 @@ def render_tiny(out: Path, **overrides: object) -> Path:
     settings.update(overrides)
     generate(RenderConfig.from_preset("tiny", out, **settings))
     return out
+
+
+@pytest.fixture(scope="session")
+def scan_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("scan_cache")
+
+
+@pytest.fixture(autouse=True)
+def _scan_cache_in_tmp(scan_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The open-time scan caches into a temporary folder, never the user's cache."""
+    monkeypatch.setenv(CACHE_ENV, str(scan_cache))
 
 
 @pytest.fixture(scope="session")
