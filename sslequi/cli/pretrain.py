@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import sslequi.threads  # noqa: F401  (OpenMP defaults, before torch loads)
 from sslequi.config import ConfigError, register_configs
 from sslequi.data.check import DataError
-from sslequi.train.rundir import SINGLE, SWEEP_ID_ENV, run_slug, sweep_id
+from sslequi.train.rundir import SINGLE, SWEEP_ID_ENV, check_path_component, run_slug, sweep_id
 
 CONFIGS_ENV = "SSLEQUI_CONFIGS"
 CONFIG_NAME = "pretrain"
@@ -44,21 +44,33 @@ def configs_dir() -> Path:
 def _experiment_name(value: str | None, choice: str | None) -> str:
     """The ``experiment`` field if set, else the chosen ``experiment`` config, else default."""
     if value and value != "default":
-        return value
+        return _folder_name(value, "experiment")
     return choice or "default"
 
 
 def _sweep_name(explicit: str | None, fallback: str) -> str:
     """Explicit sweep id, else ``$SSLEQUI_SWEEP_ID``, else ``single`` (runs) or a fresh id."""
     if explicit:
-        return explicit
+        return _folder_name(explicit, "launcher.sweep_id")
     if os.environ.get(SWEEP_ID_ENV):
-        return os.environ[SWEEP_ID_ENV]
+        return _folder_name(os.environ[SWEEP_ID_ENV], f"${SWEEP_ID_ENV}")
     return SINGLE if fallback == SINGLE else sweep_id()
 
 
 def _slug(explicit: str | None, overrides: Sequence[str] | None) -> str:
-    return explicit or run_slug(list(overrides or []))
+    if explicit:
+        return _folder_name(explicit, "run_slug")
+    return run_slug(list(overrides or []))
+
+
+def _folder_name(value: str, key: str) -> str:
+    """``value`` if it is one folder name, else exit 2 with the reason (these resolvers run
+    while Hydra computes its output directory, before it creates anything: no ``../``)."""
+    try:
+        return check_path_component(value, key)
+    except ConfigError as error:
+        print(f"sslequi-pretrain: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def _first_set(explicit: str | None, default: str) -> str:
