@@ -127,9 +127,21 @@ def test_failed_run_is_marked_failed_never_completed(compose_cfg) -> None:
     assert info["end_time"]
 
 
-def test_nan_loss_fails_the_run(compose_cfg) -> None:
-    with pytest.raises(FloatingPointError, match="loss is nan"):
-        pretrain(compose_cfg("optim.lr=1e30", "optim.schedule=constant", "train.steps=4"))
+def test_nan_loss_fails_the_run(compose_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A NaN weight before step 2 (what a diverging update leaves) makes its loss NaN."""
+    from sslequi.train.trainer import Trainer
+
+    original = Trainer._train_step
+
+    def poisoned(self: Trainer, raw):  # type: ignore[no-untyped-def]
+        if self.step + 1 == 2:
+            with torch.no_grad():
+                next(self.method.parameters()).fill_(float("nan"))
+        return original(self, raw)
+
+    monkeypatch.setattr(Trainer, "_train_step", poisoned)
+    with pytest.raises(FloatingPointError, match=r"loss is nan in steps 1\.\.2"):
+        pretrain(compose_cfg("train.steps=4"))
 
 
 def test_stop_after_leaves_a_requeued_run(compose_cfg) -> None:
