@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -260,7 +261,8 @@ class FeatureCache:
             raise ValueError("the feature cache refuses train-mode BatchNorm features")
         path = self.path(features.key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        # A name of its own per writer: two evaluations filling one cache never share it.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         torch.save(
             {
                 "format": CACHE_FORMAT,

@@ -39,6 +39,7 @@ class ResultRow:
     protocol: Protocol
     evaluation: int = 0  # index of the evaluation that wrote the row (1, 2, …)
     created: str = ""
+    run_status: str | None = None  # the run's run.json status when evaluated (None: unknown)
 
     def key(self) -> tuple[object, ...]:
         return (self.probe, self.metric, self.split, self.protocol.key())
@@ -88,7 +89,7 @@ def append_results(run_dir: Path | str, rows: list[ResultRow]) -> list[ResultRow
     stored = existing + rows
     payload = {"format": RESULTS_FORMAT, "rows": [row.to_json() for row in stored]}
     path = run_dir / RESULTS_FILE
-    tmp = path.with_suffix(".json.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")  # unique
     tmp.write_text(json.dumps(payload, indent=1))
     os.replace(tmp, path)
     return stored

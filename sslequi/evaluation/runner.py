@@ -89,6 +89,7 @@ class EvalConfig:
     wandb: bool = True
     progress: bool = True
     compare_out: str | None = None  # also write the run's table as <path>.md/.csv
+    allow_failed: bool = False  # also evaluate a run whose run.json says 'failed' (diverged)
 
 
 @dataclass
@@ -448,6 +449,13 @@ def evaluate_run(cfg: EvalConfig, progress_print: Callable[[str], None] = print)
     if not cfg.run:
         raise ValueError("sslequi-eval needs run=<run directory>")
     run_dir = Path(cfg.run)
+    run_status, run_reason = _run_status(run_dir)
+    if run_status == "failed" and not cfg.allow_failed:
+        raise ValueError(
+            f"run {run_dir} failed ({run_reason or 'no reason recorded'}): its numbers would "
+            "describe a broken or diverged model. Pass allow_failed=true to evaluate it anyway "
+            "(every row then records run_status 'failed')."
+        )
     loaded = _load_run(run_dir, cfg.checkpoint, resolve_device(cfg.device))
     method: Method = loaded.method
     dataset_cfg = dataset_config_with(loaded.config.dataset, dict(cfg.dataset))
@@ -473,11 +481,27 @@ def evaluate_run(cfg: EvalConfig, progress_print: Callable[[str], None] = print)
         augment=loaded.config.augment,
         action_options=getattr(loaded.config, "actions", None),
     )
+    for row in rows:
+        row.run_status = run_status
     append_results(run_dir, rows)
     if cfg.wandb and push_wandb_summary(run_dir, rows):
         progress_print(f"wrote {len(rows)} numbers to the wandb summary")
     compare([run_dir], out=cfg.compare_out)
     return rows
+
+
+def _run_status(run_dir: Path) -> tuple[str | None, str]:
+    """(status, reason) from the run's ``run.json``; (None, "") when it has none."""
+    import json
+
+    path = run_dir / "run.json"
+    if not path.is_file():
+        return None, ""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is unreadable ({error}); cannot tell the run's status") from None
+    return info.get("status"), str(info.get("reason") or "")
 
 
 def eval_config_from_dict(data: dict[str, Any]) -> EvalConfig:
