@@ -27,6 +27,8 @@ def test_path_components_refuse_escapes(value: str) -> None:
         run_dir_path("runs", "exp", "slug", value)
     with pytest.raises(ConfigError, match="run_slug"):
         run_dir_path("runs", "exp", value)
+    with pytest.raises(ConfigError, match="experiment"):
+        run_dir_path("runs", value, "slug")
 
 
 def test_ordinary_names_pass(monkeypatch: pytest.MonkeyPatch) -> None:
