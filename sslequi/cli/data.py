@@ -66,4 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m sslequi.cli.data`` runs this file as ``__main__``, a second copy of the
+    # module; the subcommand modules register into ``sslequi.cli.data``, so run that one.
+    from sslequi.cli.data import main as registered_main
+
+    sys.exit(registered_main())

@@ -7,6 +7,9 @@ before any compute. ``--multirun`` sweeps go through Hydra's launcher of choice.
     sslequi-pretrain method=simclr train.steps=200 optim.lr=3e-4
     sslequi-pretrain experiment=<name> train.resume=never
     sslequi-pretrain --multirun optim.lr=1e-3,3e-4
+
+Hydra callbacks and logging factories from a config are refused unless the user passes
+``--trust-config-code`` (or sets ``SSLEQUI_TRUST_CONFIG_CODE=1``): ``sslequi.cli.trust``.
 """
 
 from __future__ import annotations
@@ -158,15 +161,41 @@ def _start_process_group() -> bool:
     return init_distributed() is not None
 
 
+# Hydra flags that print or complete instead of running (no directory is created).
+_NO_RUN_FLAGS = frozenset(
+    {"-c", "--cfg", "-i", "--info", "-h", "--help", "--hydra-help", "-sc", "--shell-completion"}
+)
+
+
+def check_output_dir(cfg: DictConfig, run_mode: object) -> None:
+    """Before Hydra creates the run (or sweep) directory: it can be created and written."""
+    from hydra.types import RunMode
+
+    from sslequi.train.rundir import RunDir
+
+    key = "hydra.sweep.dir" if run_mode == RunMode.MULTIRUN else "hydra.run.dir"
+    try:
+        path = OmegaConf.select(cfg, key)
+    except Exception:  # Hydra reports its own interpolation errors
+        return
+    if path:
+        RunDir(Path(str(path)), writer=False).check_writable()
+
+
 def main() -> None:
+    """Console entry point (``sslequi-pretrain``); ``--trust-config-code``: sslequi.cli.trust."""
     import hydra
+
+    from sslequi.cli.trust import guarded_hydra
 
     register_configs()
     register_resolvers()
     app = hydra.main(config_path=str(configs_dir()), config_name=CONFIG_NAME, version_base="1.3")(
         task
     )
-    app()
+    runs = not _NO_RUN_FLAGS.intersection(sys.argv[1:])
+    with guarded_hydra("sslequi-pretrain", check_output_dir if runs else None):
+        app()
 
 
 if __name__ == "__main__":
