@@ -236,9 +236,8 @@ def sweep_run_slug(job: Sequence[str], varying: set[str]) -> str:
     included), e.g. ``experiment-sie_3diebench_cpu_seed-0``; all its overrides when
     nothing varies (a one-point sweep, named like a single run)."""
     chosen = [o for o in job if _key(o) in varying]
-    if not chosen:
-        return run_slug(job)
-    return run_slug(chosen, excluded=[k for k in SLUG_EXCLUDED_KEYS if k != "experiment"])
+    slug = run_slug(chosen, excluded=[k for k in SLUG_EXCLUDED_KEYS if k != "experiment"])
+    return run_slug(job) if slug == "default" else slug  # only run-invariant keys vary
 
 
 def _pinning_overrides(

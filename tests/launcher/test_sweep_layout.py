@@ -20,9 +20,15 @@ from omegaconf import DictConfig
 from sslequi.cli.pretrain import configs_dir, register_configs, register_resolvers
 from sslequi.config import ConfigError
 from sslequi.launcher.naming import new_sweep_id
-from sslequi.launcher.submit import MULTI_EXPERIMENT_DIR, plan_sweep
+from sslequi.launcher.submit import (
+    MULTI_EXPERIMENT_DIR,
+    plan_sweep,
+    sweep_run_slug,
+    varying_keys,
+)
 from sslequi.launcher.sweep_eval import EvalRequestError
 from sslequi.launcher.sweeps import MANIFEST_NAME
+from sslequi.train.rundir import run_slug
 
 Loader = Callable[[list[str]], DictConfig]
 LOCAL = ["launcher=submitit_local", "train.steps=5", "train.batch_size=4"]
@@ -169,3 +175,12 @@ def test_the_evaluation_a_sweep_asks_for_is_checked_before_submission(
     )
     assert plan.evaluate == ["probes=[linear,rotation]", "probe.linear.epochs=3"]
     assert plan.manifest(["123"]).evaluate == plan.evaluate
+
+
+def test_run_names_in_a_sweep() -> None:
+    varying = varying_keys([["experiment=a", "seed=0", "x=1"], ["experiment=b", "seed=0", "x=1"]])
+    assert varying == {"experiment"}
+    assert sweep_run_slug(["experiment=a", "seed=0", "x=1"], varying) == "experiment-a"
+    # Only run-invariant keys differ: named by all overrides (a collision is then refused).
+    job = ["train.num_workers=2", "seed=0"]
+    assert sweep_run_slug(job, {"train.num_workers"}) == run_slug(job) == "seed-0"
