@@ -13,11 +13,13 @@ each as a subprocess whose environment has no ``OMP_WAIT_POLICY`` (except the co
 while a load process keeps one core busy. Speed is the median ``time/step_s`` of the logged
 windows (every ``train.log_every`` = 10 steps, as the demo) after the first
 (``metrics.jsonl``), so start-up, rendering and probing are left
-out. Printed: seconds per step and each ratio to ``console``; the first three should be
+out. With ``--repeats N`` the starts alternate N times and the median is reported (the
+control runs once). Printed: seconds per step and each ratio to ``console``, with the load
+average before and after; the first three should be
 within 10 % of each other. On a machine where other jobs already load the cores, the
 figures measure that load too: report them with the conditions.
 
-    python benchmarks/threading_defaults.py --root data/render3d_small --steps 40
+    python benchmarks/threading_defaults.py --root data/render3d_small --steps 40 --repeats 3
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None, help="default: a temporary folder")
     parser.add_argument("--no-load", action="store_true", help="no CPU-bound load process")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved repetitions")
+    parser.add_argument("--no-control", action="store_true", help="skip the ACTIVE control")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     if not (root / "train_images.npy").exists():
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(tempfile.mkdtemp(prefix="sslequi-threads-")) if args.out is None else args.out
     out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
     common = [
         f"experiment={args.recipe}",
         f"dataset.root={root}",
@@ -109,69 +114,83 @@ def main(argv: list[str] | None = None) -> int:
     if console is None:
         print("sslequi-pretrain is not installed (pip install -e .)")
         return 2
-    cases: list[tuple[str, str | None, list[str], Path | None]] = [
-        ("console", None, [console, *common, f"run_dir={out}/console"], out / "console"),
-        (
-            "demo",
-            None,
-            [
-                sys.executable,
-                "launch/demo.py",
-                f"--root={root}",
-                f"--out={out}/demo",
-                "--methods",
-                args.recipe.split("_")[0],
-                f"--steps={args.steps}",
-                f"--batch-size={args.batch_size}",
-                "--jobs=1",
-            ],
-            None,
-        ),
-        (
-            "submitit_local",
-            None,
-            [
-                console,
-                "-m",
-                *common,
-                f"output_root={out}/sweep",
-                "launcher=submitit_local",
-                "launcher.sweep_name=threads",
-            ],
-            None,
-        ),
-        ("console ACTIVE", "ACTIVE", [console, *common, f"run_dir={out}/active"], out / "active"),
-    ]
+
+    def cases(folder: Path, control: bool) -> list[tuple[str, str | None, list[str]]]:
+        chosen: list[tuple[str, str | None, list[str]]] = [
+            ("console", None, [console, *common, f"run_dir={folder}/console"]),
+            (
+                "demo",
+                None,
+                [
+                    sys.executable,
+                    "launch/demo.py",
+                    f"--root={root}",
+                    f"--out={folder}/demo",
+                    "--methods",
+                    args.recipe.split("_")[0],
+                    f"--steps={args.steps}",
+                    f"--batch-size={args.batch_size}",
+                    "--jobs=1",
+                ],
+            ),
+            (
+                "submitit_local",
+                None,
+                [
+                    console,
+                    "-m",
+                    *common,
+                    f"output_root={folder}/submitit_local",
+                    "launcher=submitit_local",
+                    "launcher.sweep_name=threads",
+                ],
+            ),
+        ]
+        if control:
+            chosen.append(
+                ("console ACTIVE", "ACTIVE", [console, *common, f"run_dir={folder}/console_ACTIVE"])
+            )
+        return chosen
+
+    load_before = os.getloadavg()
     load = None if args.no_load else subprocess.Popen([sys.executable, "-c", LOAD])
-    results: list[tuple[str, float, int, float]] = []
+    measured: dict[str, list[float]] = {}
     try:
-        for name, policy, command, run_dir in cases:
-            log = out / f"{name.replace(' ', '_')}.log"
-            wall = _run(
-                command, _environment(policy), log, out / "demo" if name == "demo" else None
-            )
-            if name == "demo":
-                run_dir = next(p.parent for p in (out / "demo").rglob("metrics.jsonl"))
-            elif run_dir is None:
-                run_dir = next(p.parent for p in (out / "sweep").rglob("metrics.jsonl"))
-            per_step, windows = _seconds_per_step(run_dir)
-            results.append((name, per_step, windows, wall))
-            print(
-                f"{name}: {per_step:.3f} s/step ({windows} windows), {wall:.0f} s wall", flush=True
-            )
+        for repeat in range(args.repeats):  # interleaved, so slow drifts hit every start
+            folder = out / f"repeat{repeat}"
+            folder.mkdir(exist_ok=True)
+            for name, policy, command in cases(folder, control=repeat == 0 and not args.no_control):
+                slug = name.replace(" ", "_")
+                stop = folder / "demo" if name == "demo" else None
+                wall = _run(command, _environment(policy), folder / f"{slug}.log", stop)
+                run_dir = next(p.parent for p in (folder / slug).rglob("metrics.jsonl"))
+                per_step, windows = _seconds_per_step(run_dir)
+                measured.setdefault(name, []).append(per_step)
+                print(
+                    f"repeat {repeat} {name}: {per_step:.3f} s/step ({windows} windows), "
+                    f"{wall:.0f} s wall",
+                    flush=True,
+                )
     finally:
         if load is not None:
             load.kill()
             load.wait()
-    base = results[0][1]
+    load_after = os.getloadavg()
+    medians = {name: statistics.median(values) for name, values in measured.items()}
+    base = medians["console"]
     print(
-        f"\n{args.recipe}, batch {args.batch_size}, {args.steps} steps, "
-        f"{os.cpu_count()} CPUs, load process: {'no' if args.no_load else 'one busy core'}"
+        f"\n{args.recipe}, batch {args.batch_size}, {args.steps} steps, {args.repeats} repeat(s), "
+        f"{os.cpu_count()} CPUs, load process: {'no' if args.no_load else 'one busy core'}; "
+        f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f}"
     )
-    print("| start | s/step | ratio to console |\n|---|---|---|")
-    for name, per_step, _, _ in results:
-        print(f"| {name} | {per_step:.3f} | {per_step / base:.2f} |")
-    spread = max(r[1] for r in results[:3]) / min(r[1] for r in results[:3])
+    print("| start | s/step (median) | range | ratio to console |\n|---|---|---|---|")
+    for name, values in measured.items():
+        print(
+            f"| {name} | {medians[name]:.3f} | {min(values):.3f}–{max(values):.3f} | "
+            f"{medians[name] / base:.2f} |"
+        )
+    defaults = [medians[name] for name in ("console", "demo", "submitit_local")]
+    spread = max(defaults) / min(defaults)
     print(f"\ndefault starts within {100 * (spread - 1):.0f} % of each other (target ≤ 10 %)")
     print(f"logs and run directories: {out}")
     return 0
