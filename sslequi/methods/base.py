@@ -81,5 +81,8 @@ class Method(nn.Module, ABC):
         """The predictor: (z_equi, action) → ẑ of the transformed view."""
         raise TypeError(f"{type(self).__name__} has no equivariant predictor")
 
+    def on_train_start(self, steps_per_epoch: int, total_steps: int) -> None:  # noqa: B027
+        """Hook before training starts or resumes (per-epoch schedules, e.g. seq-JEPA's EMA)."""
+
     def on_step_end(self, step: int, total_steps: int) -> None:  # noqa: B027
         """Hook after each optimizer step (EMA target updates)."""

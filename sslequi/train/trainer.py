@@ -268,9 +268,13 @@ class Trainer:
         info = dataset.info
         self.spec = method.spec()
         self.build_batch = make_batch_builder(self.spec, info, cfg.augment, cfg.actions)
+        method.on_train_start(self.steps_per_epoch, self.total_steps)
         probe = None
         if train.online_probe_every > 0 and info.num_classes >= 2:
-            probe = OnlineProbe(method.feature_dim, info.num_classes)
+            # The probe reads ``features[0]``: the backbone output, or a method's own choice
+            # (seq-JEPA: z_AGG) whose width it names in ``online_probe_dim``.
+            probe_dim = int(getattr(method, "online_probe_dim", method.feature_dim))
+            probe = OnlineProbe(probe_dim, info.num_classes)
         self.probe = probe
         self.module = _StepModule(method, probe).to(self.device)
         if train.channels_last:
