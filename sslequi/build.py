@@ -11,7 +11,7 @@ from torch import nn
 
 from sslequi.actions import latent_encodings
 from sslequi.augment.ops import AugmentConfigError
-from sslequi.augment.pipeline import build_pipeline
+from sslequi.augment.pipeline import build_pipeline, check_chunking
 from sslequi.config import ConfigError, ResolvedConfig, import_components
 from sslequi.data.base import DatasetConfig, DatasetInfo, ImageDataset
 from sslequi.methods.base import Method
@@ -98,6 +98,14 @@ def check_compatible(spec: MethodSpec, info: DatasetInfo, cfg: ResolvedConfig) -
     if problems:
         raise ConfigError("; ".join(problems))
     try:  # the recipe against the method and dataset: what the trainer will build
-        build_pipeline(cfg.augment, spec, info)
+        pipeline = build_pipeline(cfg.augment, spec, info)
+        if any(view.chunk_shared for view in pipeline.views):  # CARE: whole chunks of ≥ 2
+            check_chunking(cfg.train.batch_size, pipeline.chunks, pipeline.chunk_size)
     except AugmentConfigError as error:
         raise ConfigError(f"config augment ({cfg.augment.name}): {error}") from None
+    check_batch = getattr(cfg.method, "check_batch", None)
+    if callable(check_batch):  # a method's own batch-size constraints (e.g. MoCo's queue)
+        try:
+            check_batch(cfg.train.batch_size)
+        except ValueError as error:
+            raise ConfigError(f"config method ({cfg.method.name}): {error}") from None

@@ -58,6 +58,10 @@ class AugmentConfig:
     structure: str | None = None
     # CARE: number of chunks K the batch is split into for chunk-shared views.
     chunks: int = 1
+    # CARE: images per chunk n; when set, K = batch / n (overrides ``chunks``), so a
+    # small batch still gets chunks of n (recipes pin methods.md §8.2's K at the paper's
+    # batch through n). Each chunk needs ≥ 2 images (the Gram matching is off-diagonal).
+    chunk_size: int | None = None
     # CARE register item 15 (methods.md §0.7): True (paper) = each chunk draws its own
     # (t₁, t₂); False = every chunk shares one pair (what the official vmap code
     # probably does).

@@ -38,6 +38,7 @@ __all__ = [
     "AugmentPipeline",
     "ViewPipeline",
     "build_pipeline",
+    "check_chunking",
     "parse_op",
 ]
 
@@ -138,7 +139,7 @@ class ViewPipeline:
             if batch_size % chunks:
                 raise AugmentConfigError(
                     f"chunk-shared view {self.name!r}: batch size {batch_size} is not "
-                    f"divisible by {chunks} chunks"
+                    f"divisible by {chunks} chunks (augment.chunks / augment.chunk_size)"
                 )
             n = chunks if independent_chunks else 1
         params = ViewParams(chunks=chunks)
@@ -198,6 +199,7 @@ class AugmentPipeline:
     chunks: int
     independent_chunks: bool
     rotated_source: int = 0
+    chunk_size: int | None = None  # images per chunk; set: K = batch / chunk_size
 
     def source_of(self, i: int, available: int) -> int:
         """The delivered view that main view ``i`` is rendered from."""
@@ -206,8 +208,15 @@ class AugmentPipeline:
         src = self.views[i].source_view
         return (i if src is None else src) % available
 
-    def chunks_for(self, view: ViewPipeline) -> int | None:
-        return self.chunks if view.chunk_shared else None
+    def chunks_for(self, view: ViewPipeline, batch_size: int | None = None) -> int | None:
+        """K for a chunk-shared ``view`` (None for a per-sample one): ``chunks``, or
+        batch / ``chunk_size`` when a chunk size is set."""
+        if not view.chunk_shared:
+            return None
+        if self.chunk_size is None or batch_size is None:
+            return self.chunks
+        check_chunking(batch_size, self.chunks, self.chunk_size)
+        return batch_size // self.chunk_size
 
     def sample(
         self, images: Tensor, generator: torch.Generator | None = None
@@ -217,7 +226,12 @@ class AugmentPipeline:
         size = (images.shape[-2], images.shape[-1])
         params = [
             view.sample(
-                b, size, images.device, generator, self.chunks_for(view), self.independent_chunks
+                b,
+                size,
+                images.device,
+                generator,
+                self.chunks_for(view, b),
+                self.independent_chunks,
             )
             for view in self.views
         ]
@@ -245,6 +259,27 @@ class AugmentPipeline:
             src = self.rotated_source % v if self.distinct_views else 0
             rotated = self.rotated.apply(images[:, src], rotated_params)
         return views, rotated
+
+
+def check_chunking(batch_size: int, chunks: int, chunk_size: int | None) -> int:
+    """The number of chunks K of a batch of ``batch_size`` (per process), or an
+    ``AugmentConfigError`` naming the option: the batch must split into whole chunks of at
+    least 2 images (CARE's Gram matching is over off-diagonal pairs, methods.md §8.1)."""
+    if chunk_size is not None:
+        if chunk_size < 2 or batch_size % chunk_size:
+            raise AugmentConfigError(
+                f"augment.chunk_size={chunk_size}: a batch of {batch_size} must split into "
+                "whole chunks of at least 2 images; set augment.chunk_size to a divisor ≥ 2 "
+                "of the batch (or train.batch_size to a multiple of it)"
+            )
+        return batch_size // chunk_size
+    if batch_size % chunks or batch_size // chunks < 2:
+        raise AugmentConfigError(
+            f"augment.chunks={chunks}: a batch of {batch_size} must split into {chunks} "
+            "chunks of at least 2 images; lower augment.chunks, set augment.chunk_size, or "
+            "raise train.batch_size"
+        )
+    return chunks
 
 
 def _parse_view(view: ViewConfig, in_size: Size, info: DatasetInfo, normalize: bool, label: str):
@@ -357,6 +392,15 @@ def build_pipeline(
             f"augment {config.name!r} has chunk-shared views, but the method does not declare "
             "chunk_shared_params"
         )
+    if config.chunk_size is not None and config.chunk_size < 2:
+        raise AugmentConfigError(f"augment.chunk_size must be ≥ 2, got {config.chunk_size}")
+    shared_sources = {v.source_view for v in views if v.chunk_shared}
+    if info.distinct_views and has_shared and (None in shared_sources or len(shared_sources) > 1):
+        raise AugmentConfigError(
+            f"augment {config.name!r}: on a dataset of distinct views the chunk-shared pair "
+            "must be cut from one delivered view (t1 X and t2 X of the same X); give every "
+            f"chunk_shared view the same source_view (got {sorted(map(str, shared_sources))})"
+        )
     aug_actions = [a for a in spec.actions if a.startswith("aug_params")]
     if aug_actions and all(all(op.record_field is None for op in view.ops) for view in views):
         raise AugmentConfigError(
@@ -380,4 +424,5 @@ def build_pipeline(
         chunks=config.chunks,
         independent_chunks=config.independent_chunks,
         rotated_source=rotated_source,
+        chunk_size=config.chunk_size,
     )

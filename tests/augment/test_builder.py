@@ -98,7 +98,7 @@ def test_essl_rotated_view_defaults_from_the_spec() -> None:
 def test_care_chunk_shared_pairs() -> None:
     spec = MethodSpec(num_views=4, chunk_shared_params=True)
     config = load_augment_config("care")
-    config.chunks = 4
+    config.chunk_size = 4  # K = 16 / 4
     batch = make_batch_builder(spec, CIFAR_LIKE, config)(_raw(b=16))
     infonce, shared = batch.params[:2], batch.params[2:]
     assert all(p.chunks is None for p in infonce) and all(p.chunks == 4 for p in shared)
