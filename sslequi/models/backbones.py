@@ -195,6 +195,11 @@ class ScaledResNet(ResNet):
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
 
+    def feature_map(self, x: Tensor) -> Tensor:
+        """The last stage's map before pooling (torchvision's forward up to ``layer4``)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
 
 class VICRegResNet(ScaledResNet):
     """The SIE/VICReg ResNet (module docstring): SAME-style pads and a shortcut per stage."""
