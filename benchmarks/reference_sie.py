@@ -74,6 +74,7 @@ RESOLUTION = 64  # what ``evaluate_in_memory`` reads at
 CHANNELS = (16, 16, 32, 32, 64, 64, 128, 128)  # × width / 16
 STRIDES = (1, 2, 1, 2, 1, 2, 1, 1)
 PROJECTOR = (512, 512, 512)  # total widths; SIE splits them between its halves by share
+PRETRAINED = "pretrained.pt"  # the trained backbone and its training record, per run
 
 
 @dataclass(frozen=True)
@@ -378,14 +379,38 @@ def run_one(
 
     name = f"reference_{method}"
     run_dir = args.out.resolve() / f"{name}_s{seed}"
-    print(f"=== {run_dir.name}: pretraining ({args.steps} steps × {args.batch_size}) ===")
-    cpu, wall = time.process_time(), time.perf_counter()
-    model, first, last, change = pretrain(
-        method, sampler, args.steps, args.batch_size, seed, args.width, args.lr, args.log_every
-    )
-    pretrain_cpu, pretrain_wall = time.process_time() - cpu, time.perf_counter() - wall
+    saved = run_dir / PRETRAINED
+    settings = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "width": args.width,
+        "lr": args.lr,
+    }
+    state = torch.load(saved) if args.resume and saved.is_file() else None
+    done = run_dir / "reference.json"
+    if state is not None and state["settings"] == settings and done.is_file():
+        print(f"=== {run_dir.name}: done (reference.json), kept ===", flush=True)
+        return RunRecord(**json.loads(done.read_text()))
+    if state is not None and state["settings"] == settings:
+        print(f"=== {run_dir.name}: reusing {PRETRAINED} ===", flush=True)
+        backbone = ReferenceCNN(args.width)
+        backbone.load_state_dict(state["backbone"])
+        first, last, change = state["first"], state["last"], state["change"]
+        pretrain_cpu, pretrain_wall = state["cpu_s"], state["wall_s"]
+    else:
+        print(f"=== {run_dir.name}: pretraining ({args.steps} steps × {args.batch_size}) ===")
+        cpu, wall = time.process_time(), time.perf_counter()
+        model, first, last, change = pretrain(
+            method, sampler, args.steps, args.batch_size, seed, args.width, args.lr, args.log_every
+        )
+        pretrain_cpu, pretrain_wall = time.process_time() - cpu, time.perf_counter() - wall
+        backbone = model.backbone
+        run_dir.mkdir(parents=True, exist_ok=True)
+        state = {"backbone": backbone.state_dict(), "settings": settings, "first": first}
+        state.update(last=last, change=change, cpu_s=pretrain_cpu, wall_s=pretrain_wall)
+        torch.save(state, saved)  # kept, so ``--resume`` need not retrain it
     print(f"=== {run_dir.name}: evaluating ===", flush=True)
-    adapter = ReferenceMethod(model.backbone, name, split=method == "sie")
+    adapter = ReferenceMethod(backbone, name, split=method == "sie")
     cpu, wall = time.process_time(), time.perf_counter()
     probes = {} if args.probes is None else {"probes": tuple(args.probes)}
     evaluate_in_memory(adapter, args.root.resolve(), run_dir, seed, **probes)
@@ -459,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"keep finished runs; evaluate OUT/<run>/{PRETRAINED} where only it exists "
+        "(same steps, batch, width, lr)",
+    )
     parser.add_argument(
         "--probes", nargs="+", default=None, help="default: the study's (sslequi.study)"
     )

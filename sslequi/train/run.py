@@ -197,9 +197,11 @@ def _pretrain_locked(
         _fresh_start(run)
     elif run.writer:
         for path, why in source.skipped:
-            kept = set_aside(path) if path.exists() else path
-            fallbacks.append(f"{why} (kept as {kept.name}); resumed from {source.path.name}")
-            _note(f"{why}; set aside as {kept.name}, resuming from {source.path}")
+            # Set aside only in this run's own directory (another run's is not ours to change).
+            own = path.parent.resolve() == run.checkpoints.resolve() and path.exists()
+            where = f"set aside as {set_aside(path).name}" if own else "left in place"
+            fallbacks.append(f"{why} ({where}); resumed from {source.path.name}")
+            _note(f"{why}; {where}, resuming from {source.path}")
     if run.writer and (source is None or not run.config_path.exists()):
         write_atomic(run.config_path, resolved.to_yaml().encode())
     sweep = _sweep_of(resolved)

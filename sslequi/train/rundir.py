@@ -322,7 +322,10 @@ def write_atomic(
     sink = _Sink(handle)
     try:
         try:
-            os.fchmod(handle, file_mode())
+            try:
+                os.fchmod(handle, file_mode())
+            except OSError:  # a file system without modes keeps its own
+                pass
             if writer is not None:
                 writer(sink)
             else:

@@ -125,6 +125,7 @@ def test_main_at_tiny_scale(ref: ModuleType, tmp_path: Path, capsys: pytest.Capt
     sie = json.loads((out / "reference_sie_s0" / "reference.json").read_text())
     assert sie["hypernet_rel_change"] > 0  # two Adam steps moved it
     assert set(sie["cpu_s"]) == {"load", "pretrain", "evaluate"}
+    assert (out / "reference_sie_s0" / ref.PRETRAINED).is_file()  # for --resume
     vicreg = json.loads((out / "reference_vicreg_s0" / "reference.json").read_text())
     assert vicreg["hypernet_rel_change"] is None
     assert (out / "comparison.md").is_file()
