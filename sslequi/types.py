@@ -32,6 +32,8 @@ ACTION_DIMS: dict[str, int] = {
     "all_latents": 8,  # [rotation_quat, Δ latents 3, 4, 5, 6] (seq-JEPA 'all')
     "translation_object": 3,  # t_j − t_i (3DIEBench-T)
     "translation_base": 3,  # R_j t_j − R_i t_i (3DIEBench-T)
+    "transform_object": 16,  # M_i⁻¹ M_j, M = T(t)·R, row-major 4×4 (3DIEBench-T, EquiCaps)
+    "transform_base": 16,  # M_i⁻¹ M_j, M = R·T(t), row-major 4×4 (3DIEBench-T, EquiCaps)
     "aug_params_9d": 9,  # seq-JEPA: crop box (4), jitter factors (4), blur σ (1)
     "aug_params_full": 15,  # 9d + flip, grayscale, solarize, rotation (cos, sin), rot90 k
 }
@@ -141,6 +143,8 @@ class Actions:
     all_latents: Tensor | None = None
     translation_object: Tensor | None = None
     translation_base: Tensor | None = None
+    transform_object: Tensor | None = None
+    transform_base: Tensor | None = None
     aug_params_9d: Tensor | None = None
     aug_params_full: Tensor | None = None
 

@@ -210,3 +210,55 @@ def translation_base(inputs: ActionInputs) -> Tensor:
     centre = (rot @ latents[..., TRANSLATION].unsqueeze(-1)).squeeze(-1)
     before, after = _consecutive(centre)
     return (after - before).to(inputs.latents.dtype)  # type: ignore[union-attr]
+
+
+def rigid_transform(latents: Tensor, frame: str) -> Tensor:
+    """The 4×4 object transform of every view, [..., 4, 4] float64 (datasets.md §2).
+
+    ``object``: M = T(t)·R = [[R, t], [0, 1]] (EquiCaps ``get_object_frame_matrix``);
+    ``base``: M = R·T(t) = [[R, R t], [0, 1]] (``get_base_frame_matrix``, the generator's
+    composition).
+    """
+    rot = euler_xyz_to_matrix(latents[..., ROTATION].double())
+    t = latents[..., TRANSLATION].double().unsqueeze(-1)
+    if frame == "object":
+        column = t
+    elif frame == "base":
+        column = rot @ t
+    else:
+        raise ValueError(f"frame must be 'object' or 'base', got {frame!r}")
+    top = torch.cat([rot, column], dim=-1)  # [..., 3, 4]
+    bottom = torch.zeros_like(top[..., :1, :])
+    bottom[..., 0, 3] = 1.0
+    return torch.cat([top, bottom], dim=-2)
+
+
+def relative_transform(latents: Tensor, frame: str) -> Tensor:
+    """M_i⁻¹ M_{i+1} along the views, [B, V − 1, 4, 4] float64. The inverse of the rigid
+    [[R, c], [0, 1]] is [[Rᵀ, −Rᵀc], [0, 1]]."""
+    m = rigid_transform(latents, frame)
+    m_from, m_to = _consecutive(m)
+    rot_t = m_from[..., :3, :3].transpose(-1, -2)
+    inverse = torch.zeros_like(m_from)
+    inverse[..., :3, :3] = rot_t
+    inverse[..., :3, 3:] = -rot_t @ m_from[..., :3, 3:]
+    inverse[..., 3, 3] = 1.0
+    return inverse @ m_to
+
+
+@register_action("transform_object")
+def transform_object(inputs: ActionInputs) -> Tensor:
+    """Relative object-frame transform M_i⁻¹ M_{i+1}, M = T(t)·R, row-major [B, V − 1, 16]
+    (EquiCaps 4×4, 3DIEBench-T; datasets.md §2)."""
+    latents = _latents(inputs, "transform_object", min_dim=10)
+    rel = relative_transform(latents, "object")
+    return rel.flatten(-2).to(inputs.latents.dtype)  # type: ignore[union-attr]
+
+
+@register_action("transform_base")
+def transform_base(inputs: ActionInputs) -> Tensor:
+    """Relative base-frame transform M_i⁻¹ M_{i+1}, M = R·T(t), row-major [B, V − 1, 16]
+    (EquiCaps 4×4 with ``--base-frame``; datasets.md §2)."""
+    latents = _latents(inputs, "transform_base", min_dim=10)
+    rel = relative_transform(latents, "base")
+    return rel.flatten(-2).to(inputs.latents.dtype)  # type: ignore[union-attr]

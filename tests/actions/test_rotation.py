@@ -173,6 +173,8 @@ def test_every_3d_encoding_is_registered() -> None:
         "all_latents",
         "translation_object",
         "translation_base",
+        "transform_object",
+        "transform_base",
     }
     for name in expected:
         assert name in ACTIONS
