@@ -158,6 +158,22 @@ def resized_crop(
     )
 
 
+def padded_crop(x: Tensor, top: Tensor, left: Tensor, size: Size, fill: float = 0.0) -> Tensor:
+    """Cut each sample's ``size`` box at integer (top, left) in source pixels; pixels
+    outside the image are ``fill`` (torchvision's pad-then-crop, exact, no resampling)."""
+    n, _, height, width = x.shape
+    pad = int(max(0.0, float(-top.min()), float(-left.min())))
+    pad = max(
+        pad, int(float((top + size[0]).max()) - height), int(float((left + size[1]).max()) - width)
+    )
+    padded = F.pad(x, (pad, pad, pad, pad), value=fill) if pad > 0 else x
+    rows = (top.long() + pad)[:, None] + torch.arange(size[0], device=x.device)  # [B, h]
+    cols = (left.long() + pad)[:, None] + torch.arange(size[1], device=x.device)  # [B, w]
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # [B, h, w, C]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
 def hflip(x: Tensor, mask: Tensor) -> Tensor:
     """Flip the width axis of the samples where ``mask`` is True."""
     return torch.where(mask[:, None, None, None], x.flip(-1), x)
@@ -526,6 +542,75 @@ class RandomResizedCrop(Op[CropConfig, CropRecord]):
             flip=flip,
             antialias=self.config.antialias,
         )
+
+
+@dataclass
+class PadCropConfig(OpConfig):
+    """torchvision ``RandomCrop(size, padding)``: zero-pad ``padding`` pixels on every side
+    (``fill``, constant mode), then cut a ``size`` square at a uniformly random integer
+    offset (RotNet and most CIFAR recipes: size 32, padding 4). ``size`` None keeps the
+    input size."""
+
+    size: int | None = None
+    padding: int = 4
+    fill: float = 0.0
+
+
+@register_op("pad_crop", config=PadCropConfig)
+class RandomPadCrop(Op[PadCropConfig, CropRecord]):
+    """Records the box in *source* pixels like ``crop`` (torchvision's i − padding,
+    j − padding, size, size), so it may extend up to ``padding`` pixels past the image;
+    where skipped (p < 1) the box is centred."""
+
+    record_field = "crop"
+
+    def validate_config(self) -> None:
+        c = self.config
+        if c.padding < 0:
+            raise AugmentConfigError(f"op 'pad_crop': padding must be ≥ 0, got {c.padding}")
+        if c.size is not None and c.size < 1:
+            raise AugmentConfigError(f"op 'pad_crop': size must be ≥ 1, got {c.size}")
+
+    def output_size(self, in_size: Size) -> Size:
+        return in_size if self.config.size is None else (self.config.size, self.config.size)
+
+    def check_input(self, in_size: Size) -> None:
+        out, pad = self.output_size(in_size), self.config.padding
+        if out[0] > in_size[0] + 2 * pad or out[1] > in_size[1] + 2 * pad:
+            raise AugmentConfigError(
+                f"op 'pad_crop': a {out[0]}×{out[1]} crop does not fit the "
+                f"{in_size[0]}×{in_size[1]} image padded by {pad}"
+            )
+
+    def sample(
+        self, n: int, in_size: Size, device: torch.device, generator: torch.Generator | None
+    ) -> CropRecord:
+        """torchvision ``RandomCrop.get_params`` on the padded image, batched."""
+        (height, width), (out_h, out_w) = in_size, self.output_size(in_size)
+        pad = self.config.padding
+        top = torch.randint(
+            0, height + 2 * pad - out_h + 1, (n,), device=device, generator=generator
+        )
+        left = torch.randint(
+            0, width + 2 * pad - out_w + 1, (n,), device=device, generator=generator
+        )
+        applied = coin(n, self.config.p, device, generator)
+        centre_top, centre_left = float((height - out_h) // 2), float((width - out_w) // 2)
+        top = torch.where(applied, top.float() - pad, centre_top)
+        left = torch.where(applied, left.float() - pad, centre_left)
+        return CropRecord(
+            applied=applied,
+            top=top,
+            left=left,
+            height=torch.full((n,), float(out_h), device=device),
+            width=torch.full((n,), float(out_w), device=device),
+            source_size=in_size,
+            size=(out_h, out_w),
+        )
+
+    def apply(self, x: Tensor, record: CropRecord | None) -> Tensor:
+        assert record is not None
+        return padded_crop(x, record.top, record.left, record.size, self.config.fill)
 
 
 @register_op("flip", config=OpConfig)
