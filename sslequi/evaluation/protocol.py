@@ -30,7 +30,7 @@ REGRESSION_PROBES = (
     "translation_base",
 )
 CLASSIFICATION_PROBES = ("linear", "knn", "rot90")
-AUGMENTATION_PROBES = ("aug_params",)
+AUGMENTATION_PROBES = ("aug_params", "orthogonality")
 PREDICTOR_PROBES = ("mrr",)
 ALL_PROBES = CLASSIFICATION_PROBES + REGRESSION_PROBES + AUGMENTATION_PROBES + PREDICTOR_PROBES
 
@@ -146,6 +146,25 @@ class AugParamSettings:
 
 
 @dataclass
+class OrthogonalitySettings:
+    """Orthogonal-equivariance probe (``sslequi.evaluation.orthogonality``): Procrustes
+    residual and Gram mismatch of r(t₁X) vs r(t₂X) for pairs shared by n held-out images."""
+
+    recipe: str = "care"  # augment recipe whose view defines the families; "run": the run's
+    families: list[str] = field(default_factory=list)  # [] = every op of that view + all
+    draws: int = 20  # shared (t₁, t₂) draws per family (each with fresh images), ≥ 20
+    images: int = 0  # n per draw; 0 = 2d (d = the representation's width); must be ≥ 2d
+    pool: int = 4096  # held-out images loaded; each draw picks n of them
+    parts: list[str] = field(default_factory=lambda: ["full", "projector"])  # if declared
+
+    def validate(self) -> None:
+        if self.draws < 20:
+            raise ValueError(f"probe.orthogonality.draws must be ≥ 20, got {self.draws}")
+        if self.images < 0 or self.pool < 2:
+            raise ValueError("probe.orthogonality.images must be ≥ 0 and pool ≥ 2")
+
+
+@dataclass
 class ProbeSettings:
     """Per-probe training settings; each probe's defaults follow its paper script."""
 
@@ -160,6 +179,7 @@ class ProbeSettings:
     small_set: SmallSetSettings = field(default_factory=SmallSetSettings)
     mrr: PredictorSettings = field(default_factory=PredictorSettings)
     aug_params: AugParamSettings = field(default_factory=AugParamSettings)
+    orthogonality: OrthogonalitySettings = field(default_factory=OrthogonalitySettings)
 
     def training(self, probe: str) -> HeadTraining:
         value = getattr(self, probe)
