@@ -62,6 +62,11 @@ class Schedule(Enum):
     constant = "constant"
 
 
+class ScheduleGranularity(Enum):
+    step = "step"  # the cosine advances every optimizer step
+    epoch = "epoch"  # the rate changes only at epoch starts (SimSiam / E-SimSiam ImageNet code)
+
+
 class LoggerMode(Enum):
     offline = "offline"
     online = "online"
@@ -98,6 +103,10 @@ class OptimConfig:
     warmup_steps: int = 0
     warmup_epochs: float = 0.0  # converted with the steps per epoch; added to warmup_steps
     final_lr_ratio: float = 0.0  # cosine end value as a fraction of the peak lr
+    # Warmup start: false = peak·(k+1)/W at step k (the first step already moves);
+    # true = peak·k/W, the first step at rate 0 (E-SSL's adjust_learning_rate, methods.md §7.4)
+    warmup_from_zero: bool = False
+    schedule_granularity: ScheduleGranularity = ScheduleGranularity.step
     probe_lr: float = 1e-3  # online linear probe's own param group (constant rate)
     probe_weight_decay: float = 0.0
 

@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar, cast
 
 from torch import Tensor, nn
 
-from sslequi.types import Batch, MethodSpec, Parts, Representation, StepOutput
+from sslequi.types import (
+    Batch,
+    MethodSpec,
+    Parts,
+    Representation,
+    RepresentationSource,
+    StepOutput,
+)
+
+
+@dataclass(frozen=True)
+class LRGroup:
+    """Parameters with their own learning-rate policy: the submodules named in ``modules``
+    (dotted names relative to the method, e.g. ``"predictor"``). ``fixed``: the group keeps
+    the peak rate throughout, with neither warmup nor schedule (SimSiam's ``--fix-pred-lr``,
+    E-SSL CIFAR's separately optimised predictor; methods.md §7.4)."""
+
+    name: str
+    modules: tuple[str, ...] = field(default_factory=tuple)
+    fixed: bool = True
+
+
+def global_average_pool(feature_map: Tensor) -> Tensor:
+    """[B, C, h, w] → [B, C]: the mean over positions (a ResNet's ``avgpool`` + flatten)."""
+    return feature_map.mean(dim=(-2, -1))
 
 
 @dataclass
@@ -58,15 +82,34 @@ class Method(nn.Module, ABC):
             raise TypeError(f"backbone {type(self.backbone).__name__} exposes no pre-pool map")
         return backbone_map(images)
 
+    def stage_map(self, images: Tensor, stage: str) -> Tensor:
+        """The map [B, C, h, w] of backbone stage ``stage`` (``layer1`` … ``layer4``)."""
+        if stage not in self.stages():
+            raise TypeError(
+                f"backbone {type(self.backbone).__name__} has no stage {stage!r} "
+                f"(stages: {list(self.stages())})"
+            )
+        return self.backbone.feature_map(images, layer=stage)  # type: ignore[operator]
+
+    def stages(self) -> tuple[str, ...]:
+        """The backbone stages probes may read (a ResNet's ``layer1`` … ``layer4``)."""
+        return tuple(getattr(self.backbone, "stages", ()))
+
     def representations(self) -> dict[str, Representation]:
         """What probes can read: ``full`` and the declared parts (slices of ``encode``); a
-        method adds computed ones (a projector output, a capsule head, an aggregator)."""
+        method adds computed ones (a projector output, a capsule head, an aggregator).
+        Every backbone stage is one too (its map average-pooled; not probed by default)."""
         parts = self.parts()
         found = {"full": Representation("full", columns=slice(0, int(self.feature_dim)))}
         for name in ("invariant", "equivariant"):
             chosen = getattr(parts, name)
             if chosen is not None:
                 found[name] = Representation(name, columns=chosen)
+        for stage in self.stages():
+            source = cast(RepresentationSource, stage)
+            found[stage] = Representation(
+                stage, compute=global_average_pool, source=source, default=False
+            )
         return found
 
     @property
@@ -80,6 +123,10 @@ class Method(nn.Module, ABC):
     def predict(self, z_equi: Tensor, action: Tensor) -> Tensor:
         """The predictor: (z_equi, action) → ẑ of the transformed view."""
         raise TypeError(f"{type(self).__name__} has no equivariant predictor")
+
+    def lr_groups(self) -> list[LRGroup]:
+        """Parameter groups with their own LR policy; everything else follows the schedule."""
+        return []
 
     def on_train_start(self, steps_per_epoch: int, total_steps: int) -> None:  # noqa: B027
         """Hook before training starts or resumes (per-epoch schedules, e.g. seq-JEPA's EMA)."""

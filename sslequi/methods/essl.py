@@ -30,7 +30,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslequi.methods.base import Method, MethodConfig
+from sslequi.methods.base import LRGroup, Method, MethodConfig
 from sslequi.registry import METHODS, RegistryError, register_method
 from sslequi.types import Batch, MethodSpec, Parts, RotatedViewSpec, StepOutput
 
@@ -159,6 +159,14 @@ class ESSL(Method):
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         self.base.on_step_end(step, total_steps)
+
+    def lr_groups(self) -> list[LRGroup]:
+        """The base method's groups (module names under ``base.``); the rotation head
+        follows the main schedule, as in the official code (§7.4)."""
+        return [
+            dataclasses.replace(group, modules=tuple(f"base.{m}" for m in group.modules))
+            for group in self.base.lr_groups()
+        ]
 
     def forward(self, batch: Batch) -> StepOutput:
         if batch.rotated is None:

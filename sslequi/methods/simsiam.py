@@ -7,6 +7,12 @@ projector has BN on every layer and an output BN without affine parameters (pape
 ``projector_layers = 3`` on ImageNet; E-SSL CIFAR and the paper's CIFAR model use 2 layers),
 the predictor is the bottleneck ``2048 → 512 → 2048``. The loss uses lightly's
 ``NegativeCosineSimilarity``. E-SimSiam builds on ``SimSiam.siamese_loss``.
+
+``fix_predictor_lr``: the predictor keeps the peak rate, with neither warmup nor cosine
+(SimSiam paper §4.1 / official ``--fix-pred-lr``; on by default in E-SSL's ImageNet code;
+E-SSL's CIFAR code optimises the predictor with its own SGD whose rate is never
+scheduled nor warmed up — the same thing; methods.md §7.4). Default off (every group
+scheduled); the recipes turn it on.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules.heads import ProjectionHead
 from torch import Tensor, nn
 
-from sslequi.methods.base import Method, MethodConfig
+from sslequi.methods.base import LRGroup, Method, MethodConfig
 from sslequi.models.heads import simsiam_predictor, simsiam_projector
 from sslequi.registry import register_method
 from sslequi.types import Batch, MethodSpec, StepOutput
@@ -32,6 +38,7 @@ class SimSiamConfig(MethodConfig):
     projector_dim: int = 2048
     projector_layers: int = 3  # paper ImageNet: 3; paper CIFAR and E-SSL CIFAR: 2
     predictor_hidden: int = 512
+    fix_predictor_lr: bool = False  # predictor at the peak rate, unscheduled (§7.4)
 
     def __post_init__(self) -> None:
         if self.projector_layers not in (2, 3):
@@ -72,6 +79,11 @@ class SimSiam(Method):
 
     def spec(self) -> MethodSpec:
         return MethodSpec(num_views=2)
+
+    def lr_groups(self) -> list[LRGroup]:
+        if self.config.fix_predictor_lr:
+            return [LRGroup("predictor", ("predictor",), fixed=True)]
+        return []
 
     def siamese_loss(self, y_1: Tensor, y_2: Tensor) -> Tensor:
         """½ D(p₁, sg z₂) + ½ D(p₂, sg z₁) from two views' backbone features."""

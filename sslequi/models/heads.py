@@ -3,6 +3,9 @@
 - ``mlp_projector``: SIE's ``Projector`` (``facebookresearch/SIE:src/models.py``; methods.md
   §2.1, §14): ``[Linear(bias) → BN1d → ReLU] × (L − 1) → Linear(no bias)`` with widths from a
   string such as ``"2048-2048-2048"``. Used by SIE, and by SIE's SimCLR and VICReg baselines.
+  ``hidden_bias=False`` and ``final_bn`` give E-SSL's SimCLR projectors (methods.md §7.3):
+  every Linear without bias, ending in BatchNorm (``no_affine`` on CIFAR, ``affine`` on
+  ImageNet).
   lightly's ``VICRegProjectionHead`` differs (no bias before BN, a bias on the last layer),
   so this one is assembled from lightly's generic ``ProjectionHead`` with explicit bias
   flags instead.
@@ -45,21 +48,36 @@ def parse_mlp(spec: str) -> tuple[int, ...]:
     return tuple(widths)
 
 
-def mlp_projector(input_dim: int, widths: tuple[int, ...] | str) -> ProjectionHead:
+FINAL_BN = ("none", "affine", "no_affine")
+
+
+def mlp_projector(
+    input_dim: int,
+    widths: tuple[int, ...] | str,
+    hidden_bias: bool = True,
+    final_bn: str = "none",
+) -> ProjectionHead:
     """SIE's projector: ``[Linear → BN1d → ReLU] × (L − 1) → Linear(no bias)``.
 
     ``widths`` are the output sizes of the L linear layers (a tuple or a ``"a-b-c"`` string).
-    The output dimension is ``widths[-1]``.
+    The output dimension is ``widths[-1]``. ``hidden_bias`` False drops the biases of the
+    hidden Linears (E-SSL); ``final_bn`` ``affine`` / ``no_affine`` appends a BatchNorm1d
+    (with / without learnable scale and shift) after the last Linear.
     """
+    if final_bn not in FINAL_BN:
+        raise ValueError(f"projector final_bn must be one of {FINAL_BN}, got {final_bn!r}")
     sizes = parse_mlp(widths) if isinstance(widths, str) else tuple(widths)
     if not sizes:
         raise ValueError("a projector needs at least one layer")
     dims = (input_dim, *sizes)
     blocks: list[tuple[int, int, nn.Module | None, nn.Module | None, bool]] = [
-        (dims[i], dims[i + 1], nn.BatchNorm1d(dims[i + 1]), nn.ReLU(inplace=True), True)
+        (dims[i], dims[i + 1], nn.BatchNorm1d(dims[i + 1]), nn.ReLU(inplace=True), hidden_bias)
         for i in range(len(sizes) - 1)
     ]
-    blocks.append((dims[-2], dims[-1], None, None, False))
+    last_bn = None
+    if final_bn != "none":
+        last_bn = nn.BatchNorm1d(dims[-1], affine=final_bn == "affine")
+    blocks.append((dims[-2], dims[-1], last_bn, None, False))
     return ProjectionHead(blocks)
 
 

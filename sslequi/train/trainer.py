@@ -289,6 +289,9 @@ class Trainer:
             warmup_steps=warmup_steps(cfg.optim, self.steps_per_epoch),
             schedule=cfg.optim.schedule,
             final_ratio=cfg.optim.final_lr_ratio,
+            warmup_from_zero=cfg.optim.warmup_from_zero,
+            granularity=cfg.optim.schedule_granularity,
+            steps_per_epoch=self.steps_per_epoch,
         )
         self.scheduler = make_scheduler(self.optimizer, self.schedule)
         self.use_amp = train.amp and self.device.type == "cuda"

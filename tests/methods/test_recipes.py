@@ -35,6 +35,8 @@ SIE_HARNESS = {
     "optim.schedule": "constant",
     "train.batch_size": 1024,
     "train.epochs": 2000,
+    "train.amp": True,  # §2.4: AMP = autocast + GradScaler (float16)
+    "train.amp_dtype": "float16",
 }
 SIE_LOSS = {
     "method.projector": "2048-2048-2048",  # item 3
@@ -54,9 +56,45 @@ ESSL_CIFAR = {
     "optim.momentum": 0.9,
     "optim.weight_decay": 5e-4,
     "optim.lr_scaling": "linear_per_256",
+    "optim.schedule": "warmup_cosine",
     "optim.warmup_epochs": 10.0,
+    "optim.warmup_from_zero": True,  # §7.4 adjust_learning_rate: base · step / warmup
+    "optim.schedule_granularity": "step",  # §7.4 per-step cosine
+    "optim.final_lr_ratio": 0.0,  # cosine to 0
     "train.batch_size": 512,
     "train.epochs": 800,
+    "train.amp": False,  # README commands: no --fp16
+}
+# §7.3 E-SSL CIFAR projector Lin(512, 2048, no bias)-BN-ReLU-Lin(2048, 2048, no bias)-BN(affine=False)
+ESSL_CIFAR_SIMCLR = {
+    "projector": "2048-2048",
+    "temperature": 0.5,  # §7.1
+    "negatives": "cross_view",  # §1.2, register item 14
+    "projector_hidden_bias": False,
+    "projector_final_bn": "no_affine",
+}
+# §7.3 CIFAR SimSiam heads; §7.4 the predictor's SGD is never scheduled nor warmed up
+ESSL_CIFAR_SIMSIAM = {
+    "projector_hidden": 2048,
+    "projector_dim": 2048,
+    "projector_layers": 2,
+    "predictor_hidden": 512,
+    "fix_predictor_lr": True,
+}
+# §7.3-7.4 ImageNet harness: torchvision ResNet-50 (zero_init_residual), fp16 + GradScaler,
+# 224 px views + 96 px rotation view, scale (0.05, 0.14)
+ESSL_IMAGENET = {
+    "backbone.name": "resnet50",
+    "backbone.style": "torchvision",
+    "backbone.zero_init_residual": True,
+    "dataset.name": "imagefolder",
+    "dataset.resolution": 224,
+    "augment.name": "essl_imagenet",
+    "method.rotated_size": 96,
+    "method.rotated_scale": [0.05, 0.14],
+    "method.head_hidden": 2048,
+    "train.amp": True,
+    "train.amp_dtype": "float16",
 }
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -100,6 +138,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "method.name": "equimod",
         "method.flavour": "simclr",
         "method.temperature": 0.1,
+        "method.projector": "2048-2048-2048",
+        # §3: SimCLREquiMod multiplies by --equi-factor; README.md rule 3: the README
+        # command's 0.45 (not the argparse default 4.5)
+        "method.equi_weight": 0.45,
     },  # §3
     "equimod_vicreg_3diebench": {
         **SIE_HARNESS,
@@ -108,6 +150,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "method.sim_coeff": 10.0,
         "method.std_coeff": 10.0,
         "method.cov_coeff": 1.0,
+        "method.equi_weight": 0.45,  # §3 VICRegEquiMod × --equi-factor (README command)
     },
     "sen_3diebench": {**SIE_HARNESS, "method.name": "sen", "method.temperature": 0.1},  # §4
     "augself_3diebench": {
@@ -143,35 +186,39 @@ RECIPES: dict[str, dict[str, Any]] = {
     "simclr_cifar10": {
         **ESSL_CIFAR,
         "method.name": "simclr",
-        "method.temperature": 0.5,
-        "method.negatives": "cross_view",
+        **{f"method.{k}": v for k, v in ESSL_CIFAR_SIMCLR.items()},
         "optim.lr": 0.03,
     },
     "esimclr_cifar10": {
         **ESSL_CIFAR,
         "method.name": "essl",
         "method.base": "simclr",
-        "method.base_overrides.temperature": 0.5,
-        "method.base_overrides.negatives": "cross_view",
+        **{f"method.base_overrides.{k}": v for k, v in ESSL_CIFAR_SIMCLR.items()},
         "method.rotation_weight": 0.4,
         "method.rotated_size": 16,
-        "method.head_second_relu": True,
+        "method.rotated_scale": [0.2, 1.0],
+        "method.head_hidden": 2048,
+        "method.head_second_relu": True,  # §7.3 SimCLR head
+        "method.head_bottleneck": None,
         "optim.lr": 0.06,
     },
     "simsiam_cifar10": {
         **ESSL_CIFAR,
         "method.name": "simsiam",
-        "method.projector_layers": 2,
-        "method.predictor_hidden": 512,
+        **{f"method.{k}": v for k, v in ESSL_CIFAR_SIMSIAM.items()},
         "optim.lr": 0.03,
     },
     "esimsiam_cifar10": {
         **ESSL_CIFAR,
         "method.name": "essl",
         "method.base": "simsiam",
-        "method.base_overrides.projector_layers": 2,
+        **{f"method.base_overrides.{k}": v for k, v in ESSL_CIFAR_SIMSIAM.items()},
         "method.rotation_weight": 0.4,
-        "method.head_second_relu": False,
+        "method.rotated_size": 16,
+        "method.rotated_scale": [0.2, 1.0],
+        "method.head_hidden": 2048,
+        "method.head_second_relu": False,  # §7.3 CIFAR SimSiam head
+        "method.head_bottleneck": None,
         "optim.lr": 0.06,
     },
     "evicreg_cifar10": {
@@ -182,32 +229,53 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
     # §7.1-7.4 ImageNet
     "esimclr_imagenet": {
-        "backbone.name": "resnet50",
+        **ESSL_IMAGENET,
+        "method.name": "essl",
         "method.base": "simclr",
+        "method.base_overrides.projector": "2048-2048-128",
         "method.base_overrides.temperature": 0.2,
+        "method.base_overrides.negatives": "cross_view",  # infoNCE on gathered z1 @ z2.T
+        "method.base_overrides.gather_distributed": True,  # §1.4
+        "method.base_overrides.projector_hidden_bias": False,  # §7.3
+        "method.base_overrides.projector_final_bn": "affine",  # §7.3 last BN affine
         "method.rotation_weight": 0.4,
-        "method.rotated_size": 96,
-        "method.rotated_scale": [0.05, 0.14],
+        "method.head_second_relu": True,
         "method.head_bottleneck": 128,
         "optim.name": "lars",
         "optim.lr": 4.8,
         "optim.lr_scaling": "none",
         "optim.weight_decay": 1e-6,
+        "optim.momentum": 0.9,
+        "optim.exclude_bias_norm_from_wd": True,
+        "optim.schedule": "warmup_cosine",
         "optim.warmup_epochs": 10.0,
+        "optim.warmup_from_zero": True,
+        "optim.schedule_granularity": "step",
         "optim.final_lr_ratio": 0.001,
         "train.batch_size": 4096,
         "train.epochs": 800,
     },
     "esimsiam_imagenet": {
-        "backbone.name": "resnet50",
+        **ESSL_IMAGENET,
+        "method.name": "essl",
         "method.base": "simsiam",
+        "method.base_overrides.projector_hidden": 2048,
+        "method.base_overrides.projector_dim": 2048,
+        "method.base_overrides.projector_layers": 3,
+        "method.base_overrides.predictor_hidden": 512,
+        "method.base_overrides.fix_predictor_lr": True,  # §7.4 --fix-pred-lr
         "method.rotation_weight": 0.08,
-        "method.head_second_relu": False,
-        "method.head_bottleneck": 256,
+        "method.head_second_relu": True,  # ImageNet builder: Lin-LN-ReLU-Lin-LN-ReLU-...
+        "method.head_bottleneck": 256,  # ...-Lin(2048, 256)-LN-Lin(256, 4)
         "optim.name": "sgd",
         "optim.lr": 0.05,
         "optim.lr_scaling": "linear_per_256",
         "optim.weight_decay": 1e-4,
+        "optim.momentum": 0.9,
+        "optim.schedule": "warmup_cosine",
+        "optim.warmup_epochs": 0.0,
+        "optim.schedule_granularity": "epoch",  # §7.4 epoch-wise cosine
+        "optim.final_lr_ratio": 0.0,
         "train.batch_size": 512,
         "train.epochs": 100,
     },
@@ -228,6 +296,7 @@ SCALE_KEYS = (
     "method.head_hidden",
     "optim.warmup_epochs",
     "method.predictor_hidden",
+    "train.amp",  # CPU variants run in fp32
 )
 CPU_SCALE = {"backbone.name": "resnet18_tiny", "train.batch_size": 64, "train.steps": 300}
 # The CPU 3D study (configs/experiment/_cpu_3d.yaml, docs/recipes.md): ResNet-18 at width

@@ -80,3 +80,37 @@ def test_resume_in_fresh_process_is_bitwise_exact(
 
 def _records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_with_a_fixed_rate_group_is_bitwise_exact(
+    compose_cfg, tiny_overrides, tmp_path: Path
+) -> None:
+    """SimSiam with its predictor at a fixed rate (methods.md §7.4), warmup from 0 and an
+    epoch-wise cosine: 8 straight steps equal 4 + 4 after a resume, and the predictor's
+    group never left the peak rate."""
+    common = [o for o in tiny_overrides if not o.startswith("method.projector=")] + [
+        "method=simsiam",
+        "method.projector_hidden=16",
+        "method.projector_dim=16",
+        "method.projector_layers=2",
+        "method.predictor_hidden=8",
+        "method.fix_predictor_lr=true",
+        "optim=sgd",
+        "optim.lr=0.05",
+        "optim.warmup_steps=3",
+        "optim.warmup_from_zero=true",
+        "optim.schedule_granularity=epoch",
+        "train.steps=8",
+    ]
+    straight = pretrain(compose_cfg(*common, tiny=False, run_dir=tmp_path / "straight"))
+    resumed = tmp_path / "resumed"
+    pretrain(compose_cfg(*common, "train.stop_after=4", tiny=False, run_dir=resumed))
+    pretrain(compose_cfg(*common, tiny=False, run_dir=resumed))
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 8
+    for key in ("method", "probe", "optimizer", "scheduler", "data_position"):
+        _assert_same_state(a[key], b[key], key)
+    groups = {g.get("name"): g for g in b["optimizer"]["param_groups"]}
+    assert groups["predictor"]["fixed_lr"] and groups["predictor"]["lr"] == 0.05 * 8 / 256
+    assert groups["method"]["lr"] != groups["predictor"]["lr"]
