@@ -9,6 +9,10 @@ NT-Xent over the batch gathered across GPUs. seq-JEPA, E-SSL CIFAR and CARE use 
 (set ``temperature``). The loss is lightly's ``NTXentLoss``, which equals §1.2 (tested
 against ``losses.nt_xent``); with ``gather_distributed`` each rank's anchors see the negatives
 of every rank, the same gradient as SIE's gathered 2B × 2B similarity matrix.
+
+E-SSL's projectors (methods.md §7.3) have no bias in any Linear and end in a BatchNorm:
+``projector_hidden_bias=false`` with ``projector_final_bn=no_affine`` (CIFAR,
+``Lin-BN-ReLU-Lin-BN(affine=False)``) or ``affine`` (ImageNet, ``2048-2048-128``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from torch import Tensor, nn
 from sslequi.methods.base import Method, MethodConfig
 from sslequi.methods.distributed import gather
 from sslequi.methods.losses import cross_view_infonce
-from sslequi.models.heads import mlp_projector
+from sslequi.models.heads import FINAL_BN, mlp_projector
 from sslequi.registry import register_method
 from sslequi.types import Batch, MethodSpec, Representation, StepOutput
 
@@ -38,8 +42,15 @@ class SimCLRConfig(MethodConfig):
     # 'all': NT-Xent, 2N − 2 negatives; 'cross_view': E-SSL CIFAR's symmetrised InfoNCE with
     # B − 1 cross-view negatives (methods.md §1.2, register item 14)
     negatives: str = "all"
+    projector_hidden_bias: bool = True  # SIE: Linear(bias) before BN; E-SSL: no bias
+    projector_final_bn: str = "none"  # none (SIE) | no_affine (E-SSL CIFAR) | affine (E-SSL IN)
 
     def __post_init__(self) -> None:
+        if self.projector_final_bn not in FINAL_BN:
+            raise ValueError(
+                f"simclr.projector_final_bn must be one of {FINAL_BN}, "
+                f"got {self.projector_final_bn!r}"
+            )
         if not self.temperature > 0:
             raise ValueError(f"simclr.temperature must be > 0, got {self.temperature}")
         if self.negatives not in ("all", "cross_view"):
@@ -57,7 +68,12 @@ class SimCLR(Method):
 
     def __init__(self, config: SimCLRConfig, backbone: nn.Module, feature_dim: int) -> None:
         super().__init__(config, backbone, feature_dim)
-        self.projector = mlp_projector(feature_dim, config.projector)
+        self.projector = mlp_projector(
+            feature_dim,
+            config.projector,
+            hidden_bias=config.projector_hidden_bias,
+            final_bn=config.projector_final_bn,
+        )
         self.criterion = NTXentLoss(
             temperature=config.temperature, gather_distributed=config.gather_distributed
         )
