@@ -76,6 +76,9 @@ from sslequi.train.rundir import RunDir
 from sslequi.train.sampler import ResumableSampler, SeededItems
 from sslequi.types import Batch, RawBatch, StepOutput, collate_samples
 
+# Devices on which ``train.amp`` turns autocast on (float16 adds a GradScaler). CPU runs
+# stay in fp32; tests add "cpu" to exercise the float16 scaler's checkpointed state.
+AMP_DEVICE_TYPES: tuple[str, ...] = ("cuda",)
 HANDLED_SIGNALS = frozenset({signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM})
 # Checkpoint reasons that mean "this job stops and will be requeued".
 REQUEUE_REASONS = frozenset({"requeue", "preempt", "preemption", "timeout", "signal"})
@@ -294,10 +297,10 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch,
         )
         self.scheduler = make_scheduler(self.optimizer, self.schedule)
-        self.use_amp = train.amp and self.device.type == "cuda"
+        self.use_amp = train.amp and self.device.type in AMP_DEVICE_TYPES
         self.amp_dtype = torch.float16 if train.amp_dtype is AmpDtype.float16 else torch.bfloat16
         self.scaler = torch.amp.GradScaler(
-            "cuda", enabled=self.use_amp and self.amp_dtype == torch.float16
+            self.device.type, enabled=self.use_amp and self.amp_dtype == torch.float16
         )
         self.wrapped: nn.Module = self.module
         if self.dist.world_size > 1:
@@ -425,7 +428,7 @@ class Trainer:
             ]
         self.module.train()
         autocast = (
-            torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+            torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
             if self.use_amp
             else contextlib.nullcontext()
         )

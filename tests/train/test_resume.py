@@ -114,3 +114,35 @@ def test_resume_with_a_fixed_rate_group_is_bitwise_exact(
     groups = {g.get("name"): g for g in b["optimizer"]["param_groups"]}
     assert groups["predictor"]["fixed_lr"] and groups["predictor"]["lr"] == 0.05 * 8 / 256
     assert groups["method"]["lr"] != groups["predictor"]["lr"]
+
+
+def test_resume_with_the_float16_grad_scaler_is_bitwise_exact(
+    compose_cfg, tiny_overrides, tmp_path: Path, monkeypatch
+) -> None:
+    """float16 autocast + GradScaler (the SIE and E-SSL ImageNet recipes, methods.md §2.4,
+    §7.4): the scaler's scale and growth tracker are checkpointed and restored, so 6 straight
+    steps equal 3 + 3. Autocast is switched on for the CPU here to run without a GPU."""
+    from sslequi.train import trainer
+
+    monkeypatch.setattr(trainer, "AMP_DEVICE_TYPES", ("cuda", "cpu"))
+    common = [o for o in tiny_overrides if not o.startswith("method.projector=")] + [
+        "method=simclr",
+        "method.projector=16-16",
+        "train.amp=true",
+        "train.amp_dtype=float16",
+        "train.steps=6",
+    ]
+    straight = pretrain(compose_cfg(*common, tiny=False, run_dir=tmp_path / "straight"))
+    resumed = tmp_path / "resumed"
+    pretrain(compose_cfg(*common, "train.stop_after=3", tiny=False, run_dir=resumed))
+    pretrain(compose_cfg(*common, tiny=False, run_dir=resumed))
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert a["scaler"], "the float16 run has a GradScaler"
+    fresh = torch.amp.GradScaler("cpu").state_dict()
+    assert (a["scaler"]["scale"], a["scaler"]["_growth_tracker"]) != (
+        fresh["scale"],
+        fresh["_growth_tracker"],
+    ), "the scaler moved, so a lost state would show"
+    for key in ("method", "probe", "optimizer", "scheduler", "scaler"):
+        _assert_same_state(a[key], b[key], key)
