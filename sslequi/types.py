@@ -223,7 +223,10 @@ class Parts:
     equivariant: slice | None = None
 
 
-RepresentationSource = Literal["pooled", "feature_map"]
+# "pooled": Method.encode; "feature_map": the last pre-pool map; "layer1".."layer4": the
+# map of that backbone stage (Method.stage_map; the stage probes, eval layers=[...]).
+RepresentationSource = Literal["pooled", "feature_map", "layer1", "layer2", "layer3", "layer4"]
+STAGE_SOURCES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 
 
 @dataclass(frozen=True)

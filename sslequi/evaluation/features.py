@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from sslequi.data.base import ImageDataset, ObjectDataset
 from sslequi.methods.base import Method
-from sslequi.types import Parts, Representation, Sample
+from sslequi.types import STAGE_SOURCES, Parts, Representation, Sample
 
 ViewSet = Literal["all", "rot90"]
 CACHE_FORMAT = 1
@@ -240,6 +240,8 @@ def _embed(method: Method, images: Tensor, representation: Representation | None
         return method.encode(images)
     if representation.source == "feature_map":
         return representation.compute(method.feature_map(images))
+    if representation.source in STAGE_SOURCES:
+        return representation.compute(method.stage_map(images, representation.source))
     return representation.compute(method.encode(images))
 
 

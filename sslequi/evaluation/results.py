@@ -40,6 +40,9 @@ class ResultRow:
     evaluation: int = 0  # index of the evaluation that wrote the row (1, 2, …)
     created: str = ""
     run_status: str | None = None  # the run's run.json status when evaluated (None: unknown)
+    # Stage probes (eval layers=[...]): True on the best stage's row of its (probe, metric,
+    # split), False on the other stages' rows; None outside a stage comparison.
+    best_layer: bool | None = None
 
     def key(self) -> tuple[object, ...]:
         return (self.probe, self.metric, self.split, self.protocol.key())

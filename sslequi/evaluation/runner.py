@@ -47,6 +47,7 @@ from sslequi.evaluation.probes.training import head_text
 from sslequi.evaluation.protocol import HeadTraining, ProbeSettings, Protocol
 from sslequi.evaluation.results import ResultRow
 from sslequi.methods.base import Method
+from sslequi.types import STAGE_SOURCES
 
 
 @dataclass
@@ -66,6 +67,9 @@ class EvalConfig:
     checkpoint: str = "last"
     probes: list[str] = field(default_factory=lambda: ["linear", "knn", "rotation"])
     parts: list[str] = field(default_factory=lambda: ["auto"])  # auto: full + declared parts
+    # Backbone stages probed as well (each stage's map, average-pooled): layer1..layer4 or
+    # all; each row of a stage records best_layer (True on the best stage per number).
+    layers: list[str] = field(default_factory=list)
     mode: str = "cached"  # cached | live (paper protocol: re-embed each epoch)
     # Probe protocol (protocol.py): auto = small_set below probe.small_set.max_objects train
     # objects with cached features, else paper.
@@ -154,12 +158,60 @@ def check_request(method: Method, datasets: dict[str, ImageDataset], cfg: EvalCo
                 f"unknown representation {part!r}; {type(method).__name__} declares "
                 f"{sorted(declared)}"
             )
+    requested += requested_layers(method, cfg.layers)
     dim = int(method.feature_dim)
     for part in requested:
         columns = declared[part].columns
         if columns is not None and len(range(dim)[columns]) == 0:
             raise ValueError(f"the {part} part {columns} is empty for a {dim}-wide representation")
     return list(dict.fromkeys(requested))
+
+
+def requested_layers(method: Method, layers: list[str]) -> list[str]:
+    """The backbone stages ``layers`` names (``all``: every stage); fails clearly for
+    unknown stages or a backbone without stages."""
+    if not layers:
+        return []
+    stages = list(method.stages())
+    if not stages:
+        raise ValueError(
+            f"layers={list(layers)}: backbone {type(method.backbone).__name__} exposes no "
+            "stages (a ResNet's layer1..layer4); leave layers empty"
+        )
+    chosen: list[str] = []
+    for layer in layers:
+        if layer == "all":
+            chosen += stages
+        elif layer in stages:
+            chosen.append(layer)
+        else:
+            raise ValueError(f"layers: unknown stage {layer!r}; the backbone has {stages} (or all)")
+    return list(dict.fromkeys(chosen))
+
+
+BEST_LAYER_SHOWN = ("top1", "accuracy", "r2_global", "r2_per_component")  # printed by evaluate_run
+
+
+def higher_is_better(metric: str) -> bool:
+    """False for the error-like metrics (PRE, rotation errors, orthogonality residuals)."""
+    return not (metric == "pre" or "error" in metric or metric.startswith(("residual", "gram")))
+
+
+def mark_best_layers(rows: list[ResultRow], stages: list[str]) -> list[ResultRow]:
+    """Set ``best_layer`` on every row of a stage in ``stages``: True for the stage with the
+    best value of its (probe, metric, split), False for the others. The rows marked True."""
+    groups: dict[tuple[str, str, str], list[ResultRow]] = {}
+    for row in rows:
+        if row.protocol.part in stages:
+            groups.setdefault((row.probe, row.metric, row.split), []).append(row)
+    best_rows = []
+    for (_, metric, _), group in groups.items():
+        sign = 1.0 if higher_is_better(metric) else -1.0
+        best = max(group, key=lambda r: sign * r.value)
+        for row in group:
+            row.best_layer = row is best
+        best_rows.append(best)
+    return best_rows
 
 
 class Evaluation:
@@ -329,6 +381,8 @@ class Evaluation:
             probe = self.probes.get(name) or PROBES.get(name)()
             for part in self.parts if probe.per_part else self.parts[:1]:
                 probe.run(self, part)
+        stages = [p for p in self.parts if self.representations[p].source in STAGE_SOURCES]
+        mark_best_layers(self.rows, stages)
         return self.rows
 
     def protocol_for(self, probe: str, part: str, definition: str, **values: Any) -> Protocol:
@@ -483,6 +537,11 @@ def evaluate_run(cfg: EvalConfig, progress_print: Callable[[str], None] = print)
     )
     for row in rows:
         row.run_status = run_status
+        if row.best_layer and row.metric in BEST_LAYER_SHOWN and row.split != cfg.train_split:
+            progress_print(
+                f"best stage for {row.probe} {row.metric} on {row.split}: "
+                f"{row.protocol.part} ({row.value:.4f})"
+            )
     append_results(run_dir, rows)
     if cfg.wandb and push_wandb_summary(run_dir, rows):
         progress_print(f"wrote {len(rows)} numbers to the wandb summary")

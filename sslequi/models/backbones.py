@@ -43,6 +43,7 @@ from sslequi.registry import register_backbone
 STEMS = ("imagenet", "cifar")
 STYLES = ("torchvision", "vicreg")
 MAXPOOL_PAD_VALUE = -1e4  # SIE: right/bottom pad before the max-pool, never selected
+STAGES = ("layer1", "layer2", "layer3", "layer4")  # the residual stages, input to output
 
 
 @dataclass
@@ -156,8 +157,11 @@ class ScaledResNet(ResNet):
 
     ``forward`` is torchvision's (conv1 → bn1 → relu → maxpool → layer1..4 → avgpool →
     flatten → fc). Only the construction differs: ``ResNet.__init__`` hard-codes 64 input
-    planes, so this builds the same attributes with ``planes = base · 2^i``.
+    planes, so this builds the same attributes with ``planes = base · 2^i``. ``stages``
+    names the residual stages whose maps ``feature_map(x, layer)`` returns (stage probes).
     """
+
+    stages: tuple[str, ...] = STAGES
 
     def __init__(
         self,
@@ -195,10 +199,18 @@ class ScaledResNet(ResNet):
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
 
-    def feature_map(self, x: Tensor) -> Tensor:
-        """The last stage's map before pooling (torchvision's forward up to ``layer4``)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    def stem_output(self, x: Tensor) -> Tensor:
+        """conv1 → bn1 → relu → maxpool (torchvision's forward before ``layer1``)."""
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def feature_map(self, x: Tensor, layer: str = "layer4") -> Tensor:
+        """The map of stage ``layer`` (``STAGES``); by default the last, before pooling."""
+        if layer not in STAGES:
+            raise ValueError(f"unknown ResNet stage {layer!r}; stages: {list(STAGES)}")
+        x = self.stem_output(x)
+        for name in STAGES[: STAGES.index(layer) + 1]:
+            x = getattr(self, name)(x)
+        return x
 
 
 class VICRegResNet(ScaledResNet):
@@ -247,15 +259,15 @@ class VICRegResNet(ScaledResNet):
     def _forward_impl(self, x: Tensor) -> Tensor:
         return torch.flatten(self.avgpool(self.feature_map(x)), 1)
 
-    def feature_map(self, x: Tensor) -> Tensor:
-        """The last stage's map before pooling (512×8×8 for ResNet-18 at 256 px)."""
+    def stem_output(self, x: Tensor) -> Tensor:
+        """The SAME-padded stem; ``feature_map`` (inherited) continues with the stages, so
+        the last stage's map is 512×8×8 for ResNet-18 at 256 px."""
         if self.stem == "imagenet":
             x = F.pad(x, (2, 3, 2, 3))
         x = self.relu(self.bn1(self.conv1(x)))
         if self.stem == "imagenet":
             x = F.pad(x, (0, 1, 0, 1), value=MAXPOOL_PAD_VALUE)
-        x = self.maxpool(x)
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.maxpool(x)
 
 
 def _initialise(model: nn.Module, zero_init_residual: bool) -> None:
