@@ -36,6 +36,7 @@ ACTION_DIMS: dict[str, int] = {
     "transform_base": 16,  # M_i⁻¹ M_j, M = R·T(t), row-major 4×4 (3DIEBench-T, EquiCaps)
     "aug_params_9d": 9,  # seq-JEPA: crop box (4), jitter factors (4), blur σ (1)
     "aug_params_full": 15,  # 9d + flip, grayscale, solarize, rotation (cos, sin), rot90 k
+    "fixation_offset": 2,  # seq-JEPA PLS: (row, col)_j/96 − (row, col)_i/96 (methods.md §9.3)
 }
 
 
@@ -147,6 +148,7 @@ class Actions:
     transform_base: Tensor | None = None
     aug_params_9d: Tensor | None = None
     aug_params_full: Tensor | None = None
+    fixation_offset: Tensor | None = None
 
     def get(self, name: str) -> Tensor:
         """The encoding ``name``; fails clearly if it was not declared/computed."""

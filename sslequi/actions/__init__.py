@@ -62,13 +62,14 @@ def compute_actions(
 
 def latent_encodings() -> frozenset[str]:
     """The encodings computed from dataset latents (the ones ``rotation.py`` registers)."""
-    from sslequi.actions import rotation
+    from sslequi.actions import fixation, rotation
 
-    return frozenset(e.name for e in ACTIONS if e.obj.__module__ == rotation.__name__)
+    modules = (rotation.__name__, fixation.__name__)
+    return frozenset(e.name for e in ACTIONS if e.obj.__module__ in modules)
 
 
 def _register_builtin_encodings() -> None:
-    from sslequi.actions import augment, rotation  # noqa: F401
+    from sslequi.actions import augment, fixation, rotation  # noqa: F401
 
 
 _register_builtin_encodings()

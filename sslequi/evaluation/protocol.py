@@ -32,7 +32,14 @@ REGRESSION_PROBES = (
 CLASSIFICATION_PROBES = ("linear", "knn", "rot90")
 AUGMENTATION_PROBES = ("aug_params", "orthogonality")
 PREDICTOR_PROBES = ("mrr",)
-ALL_PROBES = CLASSIFICATION_PROBES + REGRESSION_PROBES + AUGMENTATION_PROBES + PREDICTOR_PROBES
+SEQUENCE_PROBES = ("agg_linear", "fixation")  # seq-JEPA: z_AGG top-1, PLS fixation offsets
+ALL_PROBES = (
+    CLASSIFICATION_PROBES
+    + REGRESSION_PROBES
+    + AUGMENTATION_PROBES
+    + PREDICTOR_PROBES
+    + SEQUENCE_PROBES
+)
 
 
 @dataclass
@@ -146,6 +153,17 @@ class AugParamSettings:
 
 
 @dataclass
+class AggregateSettings(HeadTraining):
+    """seq-JEPA's linear probe on z_AGG (methods.md §9.7, evaluation.md §2.1): the aggregate
+    of ``views`` (M_val) observed views of an object and their relative actions; ``draws``
+    fixed view sequences per training object (one per val object), aggregated once."""
+
+    head: str = "linear"
+    views: int = 3  # M_val (Table 1: 1, 3 or 5); more than an object has fails clearly
+    draws: int = 4
+
+
+@dataclass
 class OrthogonalitySettings:
     """Orthogonal-equivariance probe (``sslequi.evaluation.orthogonality``): Procrustes
     residual and Gram mismatch of r(t₁X) vs r(t₂X) for pairs shared by n held-out images."""
@@ -180,6 +198,9 @@ class ProbeSettings:
     mrr: PredictorSettings = field(default_factory=PredictorSettings)
     aug_params: AugParamSettings = field(default_factory=AugParamSettings)
     orthogonality: OrthogonalitySettings = field(default_factory=OrthogonalitySettings)
+    agg_linear: AggregateSettings = field(default_factory=AggregateSettings)
+    # STL-10 PLS fixation offsets (evaluation.md §9): Linear(2D → 2), Adam 1e-3, wd 0
+    fixation: HeadTraining = field(default_factory=lambda: HeadTraining(head="linear"))
 
     def training(self, probe: str) -> HeadTraining:
         value = getattr(self, probe)

@@ -179,4 +179,5 @@ def test_every_3d_encoding_is_registered() -> None:
     for name in expected:
         assert name in ACTIONS
     # the trainer's dataset check derives the latent-needing encodings from this
-    assert latent_encodings() == expected
+    # (plus seq-JEPA PLS fixation offsets, read from the glimpses' latents)
+    assert latent_encodings() == expected | {"fixation_offset"}
