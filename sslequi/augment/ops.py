@@ -6,7 +6,9 @@ exactly. Kernels are batched over samples with per-sample parameters and no per-
 Python loops:
 
 - crop + resize (+ flip): one pass of two batched matmuls with per-sample interpolation
-  matrices (bilinear, with torchvision's antialias filter when shrinking);
+  matrices (bilinear, with torchvision's antialias filter when shrinking; or bicubic,
+  ``interpolation: bicubic``, torchvision's antialiased cubic a = −0.5 = PIL's, or
+  ``interpolate``'s a = −0.75 without antialias);
 - blur: the same batched-matmul form with reflect-padded Gaussian band matrices;
 - colour ops: elementwise blends (torchvision's ``_blend`` formulas) with per-sample
   factors; hue via HSV, on the samples whose hue step it is;
@@ -72,8 +74,41 @@ def coin(n: int, p: float, device: torch.device, generator: torch.Generator | No
 # ---------------------------------------------------------------------------------------
 
 
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+def cubic_kernel(x: Tensor, a: float) -> Tensor:
+    """Keys' cubic convolution kernel (a = −0.5: PIL and torch's antialias; −0.75: torch's
+    plain bicubic), zero for |x| ≥ 2."""
+    x = x.abs()
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return torch.where(x <= 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+
+
+def _plain_bicubic_matrix(start: Tensor, length: Tensor, in_size: int, out_size: int) -> Tensor:
+    """[B, out, in] weights of ``interpolate(mode='bicubic', align_corners=False)`` (no
+    antialias) on the crop [start, start + length): four taps around the source position,
+    indices clamped to the crop's border, a = −0.75."""
+    scale = length / out_size
+    real = scale[:, None] * (torch.arange(out_size, device=start.device) + 0.5) - 0.5
+    base = torch.floor(real)
+    t = real - base
+    weights = torch.zeros(start.shape[0], out_size, in_size, device=start.device)
+    for k in range(-1, 3):
+        index = torch.minimum(torch.clamp(base + k, min=0), (length - 1)[:, None])
+        weight = cubic_kernel(t - k, -0.75)
+        weights.scatter_add_(2, (start[:, None] + index).long()[..., None], weight[..., None])
+    return weights
+
+
 def resize_matrix(
-    start: Tensor, length: Tensor, in_size: int, out_size: int, antialias: bool = True
+    start: Tensor,
+    length: Tensor,
+    in_size: int,
+    out_size: int,
+    antialias: bool = True,
+    interpolation: str = "bilinear",
 ) -> Tensor:
     """[B, out, in] weights that crop [start, start + length) and resize it to ``out_size``.
 
@@ -82,17 +117,24 @@ def resize_matrix(
     ``(o + 0.5) · length / out − 0.5`` with a triangle filter whose support widens by the
     shrink factor when antialiasing (torchvision's default), renormalised at the crop
     border (which is what clamping the source coordinate does for plain bilinear).
+    ``interpolation="bicubic"``: torch's antialiased bicubic (cubic a = −0.5, support 2
+    widened by the shrink factor) with ``antialias``, else plain bicubic (a = −0.75).
     """
     dtype = torch.float32
     start = start.to(dtype)
     length = length.to(dtype)
+    if interpolation == "bicubic" and not antialias:
+        return _plain_bicubic_matrix(start, length, in_size, out_size)
     scale = length / out_size  # [B]
     support = scale.clamp(min=1.0) if antialias else torch.ones_like(scale)
     out_pos = torch.arange(out_size, device=start.device, dtype=dtype) + 0.5
     centre = start[:, None] + scale[:, None] * out_pos[None, :]  # [B, out] in source pixels
     src = torch.arange(in_size, device=start.device, dtype=dtype) + 0.5  # pixel centres
     dist = (src[None, None, :] - centre[:, :, None]) / support[:, None, None]
-    weights = (1.0 - dist.abs()).clamp_(min=0.0)
+    if interpolation == "bicubic":
+        weights = cubic_kernel(dist, -0.5)
+    else:
+        weights = (1.0 - dist.abs()).clamp_(min=0.0)
     inside = (src[None, :] > start[:, None]) & (src[None, :] < (start + length)[:, None])
     weights = weights * inside[:, None, :]
     return weights / weights.sum(-1, keepdim=True)
@@ -129,9 +171,12 @@ def resized_crop(
     size: Size,
     flip: Tensor | None = None,
     antialias: bool = True,
+    interpolation: str = "bilinear",
 ) -> Tensor:
     """Crop each sample's box and resize it to ``size`` in one pass; optionally flip
     horizontally the samples where ``flip`` is True (folded into the sampling positions).
+    ``interpolation`` is ``bilinear`` or ``bicubic`` (the latter always through the
+    resampling matrices; like torchvision on float images, the result is not clamped).
 
     When no box shrinks (or without antialias) this is one bilinear ``grid_sample``
     with source coordinates clamped to the box (= torchvision's crop then
@@ -139,9 +184,9 @@ def resized_crop(
     (torchvision's antialias filter) applied as two batched matmuls."""
     top, left, height, width = (t.to(torch.float32) for t in (top, left, height, width))
     shrinks = bool(((height > size[0]) | (width > size[1])).any())
-    if antialias and shrinks:
-        rows = resize_matrix(top, height, x.shape[-2], size[0], antialias)
-        cols = resize_matrix(left, width, x.shape[-1], size[1], antialias)
+    if (antialias and shrinks) or interpolation == "bicubic":
+        rows = resize_matrix(top, height, x.shape[-2], size[0], antialias, interpolation)
+        cols = resize_matrix(left, width, x.shape[-1], size[1], antialias, interpolation)
         if flip is not None:
             cols = torch.where(flip[:, None, None], cols.flip(1), cols)
         return apply_separable(x, rows, cols)
@@ -441,6 +486,7 @@ class CropConfig(OpConfig):
     ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
     antialias: bool = True
     allow_upsample: bool = False
+    interpolation: str = "bilinear"  # or "bicubic" (torchvision InterpolationMode.BICUBIC)
 
 
 @register_op("crop", config=CropConfig)
@@ -459,6 +505,10 @@ class RandomResizedCrop(Op[CropConfig, CropRecord]):
             raise AugmentConfigError("op 'crop': scale and ratio must be positive")
         if c.size is not None and c.size < 1:
             raise AugmentConfigError(f"op 'crop': size must be ≥ 1, got {c.size}")
+        if c.interpolation not in INTERPOLATIONS:
+            raise AugmentConfigError(
+                f"op 'crop': interpolation must be one of {INTERPOLATIONS}, got {c.interpolation!r}"
+            )
 
     def output_size(self, in_size: Size) -> Size:
         return in_size if self.config.size is None else (self.config.size, self.config.size)
@@ -541,6 +591,7 @@ class RandomResizedCrop(Op[CropConfig, CropRecord]):
             record.size,
             flip=flip,
             antialias=self.config.antialias,
+            interpolation=self.config.interpolation,
         )
 
 
