@@ -60,6 +60,7 @@ class LRScaling(Enum):
 class Schedule(Enum):
     warmup_cosine = "warmup_cosine"
     constant = "constant"
+    multistep = "multistep"  # LR table: × lr_gamma at each of lr_milestones (RotNet, §12)
 
 
 class ScheduleGranularity(Enum):
@@ -107,6 +108,10 @@ class OptimConfig:
     # true = peak·k/W, the first step at rate 0 (E-SSL's adjust_learning_rate, methods.md §7.4)
     warmup_from_zero: bool = False
     schedule_granularity: ScheduleGranularity = ScheduleGranularity.step
+    # schedule=multistep: the rate is multiplied by lr_gamma at each milestone, given as a
+    # fraction of training (RotNet CIFAR-10: epochs 60/120/160 of 200 → 0.3, 0.6, 0.8).
+    lr_milestones: list[float] = field(default_factory=list)
+    lr_gamma: float = 0.1
     probe_lr: float = 1e-3  # online linear probe's own param group (constant rate)
     probe_weight_decay: float = 0.0
 
@@ -508,6 +513,16 @@ def validate(resolved: ResolvedConfig, world_size: int = 1) -> int:
         f"optim.final_lr_ratio must lie in [0, 1], got {optim.final_lr_ratio}",
     )
     need(optim.probe_lr > 0, f"optim.probe_lr must be > 0, got {optim.probe_lr}")
+    milestones = list(optim.lr_milestones)
+    need(
+        all(0 < m < 1 for m in milestones) and milestones == sorted(set(milestones)),
+        f"optim.lr_milestones must be increasing fractions of training in (0, 1), got {milestones}",
+    )
+    need(0 < optim.lr_gamma <= 1, f"optim.lr_gamma must lie in (0, 1], got {optim.lr_gamma}")
+    need(
+        optim.schedule is not Schedule.multistep or bool(milestones),
+        "optim.schedule=multistep needs optim.lr_milestones (fractions of training)",
+    )
     if optim.name is OptimizerName.lars:
         need(
             importlib.util.find_spec("lightly.utils.lars") is not None,

@@ -4,7 +4,8 @@ Parameter groups are data: the method's parameters (split into decay / no-decay 
 ``exclude_bias_norm_from_wd``), the groups the method declares with ``Method.lr_groups``
 (e.g. SimSiam's predictor at a fixed rate, methods.md §7.4), and the online probe's own
 group with its own constant rate. The schedule is linear warmup (from one step's rate,
-or from 0 with ``warmup_from_zero``) then cosine to ``final_lr_ratio`` (or constant),
+or from 0 with ``warmup_from_zero``) then cosine to ``final_lr_ratio`` (or constant, or
+a multistep LR table: × ``lr_gamma`` at each of ``lr_milestones``),
 stepped per optimizer step or per epoch (``schedule_granularity``), as a ``LambdaLR`` so
 its state is checkpointed; fixed groups and the probe keep their peak rate.
 """
@@ -122,12 +123,17 @@ class LRSchedule:
     warmup_from_zero: bool = False  # k/W (E-SSL code) instead of (k + 1)/W
     granularity: ScheduleGranularity = ScheduleGranularity.step
     steps_per_epoch: int = 1  # for ``granularity=epoch``
+    milestones: tuple[float, ...] = ()  # multistep: fractions of total_steps
+    gamma: float = 0.1  # multistep: factor applied at each milestone
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step if self.warmup_from_zero else step + 1) / self.warmup_steps
         if self.schedule is Schedule.constant:
             return 1.0
+        if self.schedule is Schedule.multistep:
+            passed = sum(step >= round(m * self.total_steps) for m in self.milestones)
+            return self.gamma**passed
         if self.granularity is ScheduleGranularity.epoch:
             epoch_start = step // self.steps_per_epoch * self.steps_per_epoch
             step = max(self.warmup_steps, epoch_start)

@@ -295,6 +295,8 @@ class Trainer:
             warmup_from_zero=cfg.optim.warmup_from_zero,
             granularity=cfg.optim.schedule_granularity,
             steps_per_epoch=self.steps_per_epoch,
+            milestones=tuple(cfg.optim.lr_milestones),
+            gamma=cfg.optim.lr_gamma,
         )
         self.scheduler = make_scheduler(self.optimizer, self.schedule)
         self.use_amp = train.amp and self.device.type in AMP_DEVICE_TYPES
