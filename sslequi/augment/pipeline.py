@@ -99,12 +99,21 @@ class ViewPipeline:
 
     def _validate(self) -> None:
         seen: set[str] = set()
+        records: dict[str, str] = {}
         size = self.in_size
         for i, op in enumerate(self.ops):
             where = f"view {self.name or '?'}, op {i} ({op.name}): "
             if op.name in seen:
                 raise AugmentConfigError(f"{where}op {op.name!r} appears twice in one view")
             seen.add(op.name)
+            field = op.record_field
+            if field is not None and field in records:  # e.g. crop and pad_crop: one record
+                raise AugmentConfigError(
+                    f"{where}op {op.name!r} and op {records[field]!r} both record "
+                    f"ViewParams.{field}; use one of them per view"
+                )
+            if field is not None:
+                records[field] = op.name
             if isinstance(op, Normalize) and i != len(self.ops) - 1:
                 raise AugmentConfigError(f"{where}normalize must be the last op of a view")
             try:

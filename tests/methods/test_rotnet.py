@@ -170,3 +170,15 @@ def test_rotnet_learns_the_pretext_on_a_tiny_batch() -> None:
         optimizer.step()
         method.backbone.seen.clear()
     assert out.terms["rot_acc"].item() > 0.5 and math.isfinite(out.loss.item())
+
+
+def test_a_view_with_crop_and_pad_crop_is_refused() -> None:
+    """Both ops write ViewParams.crop: one view may hold only one of them."""
+    from sslequi.augment.config import AugmentConfig, ViewConfig
+
+    recipe = AugmentConfig(
+        name="both",
+        views=[ViewConfig(ops=[{"op": "pad_crop"}, {"op": "crop", "size": 24}], count=None)],
+    )
+    with pytest.raises(AugmentConfigError, match="both record ViewParams.crop"):
+        build_pipeline(recipe, MethodSpec(num_views=1), INFO_2D)
