@@ -195,3 +195,57 @@ def test_resume_is_exact_with_the_ema_target(
         if a["method"][k].is_floating_point() and "running" not in k
     ]
     assert any(differs)
+
+
+def test_2d_sequence_actions_are_normalised_over_the_sequence_then_differenced() -> None:
+    """methods.md §9.3: the (B, M + 1, 9) parameters, each L2-normalised across the views of
+    its sample, then a_i = t_{i+1} − t_i; computed here by hand from the recorded params."""
+    from sslequi.actions import ActionOptions
+    from sslequi.augment.config import load_augment_config
+    from sslequi.data.base import DatasetInfo
+    from sslequi.types import RawBatch
+
+    method = _method(observed_views=3, action="aug_params_9d")
+    info = DatasetInfo(10, (0.5,) * 3, (0.25,) * 3, 32, None, False)
+    builder = make_batch_builder(
+        method.spec(),
+        info,
+        load_augment_config("seqjepa"),
+        ActionOptions(normalize_per_sequence=True),
+    )
+    gen = torch.Generator().manual_seed(3)
+    raw = RawBatch(
+        images=torch.randint(0, 256, (4, 1, 3, 32, 32), dtype=torch.uint8, generator=gen),
+        latents=None,
+        labels=torch.zeros(4, dtype=torch.long),
+        index=torch.arange(4),
+    )
+    torch.manual_seed(3)
+    batch = builder(raw)
+    actions = batch.actions.get("aug_params_9d")
+    assert actions.shape == (4, 3, 9)
+    for b in range(4):
+        rows = []
+        for params in batch.params:
+            crop, jitter, blur = params.crop, params.color_jitter, params.blur
+            assert crop is not None and jitter is not None and blur is not None
+            rows.append(
+                [
+                    float(crop.top[b]),
+                    float(crop.left[b]),
+                    float(crop.height[b]),
+                    float(crop.width[b]),
+                    float(jitter.brightness[b]),
+                    float(jitter.contrast[b]),
+                    float(jitter.saturation[b]),
+                    float(jitter.hue[b]),
+                    float(blur.sigma[b]),
+                ]
+            )
+        norms = [math.sqrt(sum(row[k] ** 2 for row in rows)) or 1.0 for k in range(9)]
+        scaled = [[row[k] / norms[k] for k in range(9)] for row in rows]
+        for i in range(3):
+            expected = [scaled[i + 1][k] - scaled[i][k] for k in range(9)]
+            assert actions[b, i].tolist() == pytest.approx(expected, abs=1e-5)
+    output = method(batch)  # the method consumes the 2D sequence as it is built
+    assert torch.isfinite(output.loss)
