@@ -28,7 +28,7 @@ RECIPE_SUFFIX = "_3diebench_cpu"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # Scored over every seed of a study; every other discovered recipe runs on the first seed
 # only and its row is marked.
-MULTI_SEED = ("sie", "vicreg", "simclr", "esimclr", "equimod")
+MULTI_SEED = ("sie", "vicreg", "simclr", "esimclr", "equimod", "seqjepa", "seqjepa_uncond")
 DEFAULT_SEEDS = (0, 1, 2)
 STUDY_PROBES = ("linear", "rotation", "color", "rot90")
 
@@ -51,6 +51,17 @@ def discover_recipes(config_dir: Path = CONFIG_DIR) -> dict[str, str]:
     """``method → recipe`` for every ``experiment/<method>_3diebench_cpu.yaml``, sorted."""
     found = sorted((config_dir / "experiment").glob(f"*{RECIPE_SUFFIX}.yaml"))
     return {path.stem[: -len(RECIPE_SUFFIX)]: path.stem for path in found}
+
+
+def has_aggregate(recipe: str) -> bool:
+    """Whether the recipe's method aggregates a sequence of views (seq-JEPA's z_AGG): its
+    runs are also scored by the ``agg_linear`` probe."""
+    from sslequi.cli.pretrain import compose_config
+    from sslequi.config import resolve_config
+    from sslequi.registry import METHODS
+
+    resolved = resolve_config(compose_config([f"experiment={recipe}"]))
+    return callable(getattr(METHODS.entry(resolved.method.name).obj, "aggregate", None))
 
 
 def has_predictor(recipe: str) -> bool:
@@ -245,6 +256,7 @@ def _run_entry(
         pretrain_cpu = _cpu_seconds() - cpu
     if "evaluate" in stages:
         chosen = list(probes) + (["mrr"] if entry.with_predictor else [])
+        chosen += ["agg_linear"] if has_aggregate(entry.recipe) else []
         print(f"=== {entry.run_dir.name}: evaluating {', '.join(chosen)} ===", flush=True)
         cpu = _cpu_seconds()
         eval_s = evaluate(entry.run_dir, chosen, seeded)
