@@ -128,6 +128,7 @@ def test_shipped_recipes_load_and_build(name: str) -> None:
         "seqjepa": 4,
         "seqjepa_tinyimagenet": 4,
         "care": 4,
+        "care_imagenet100": 4,
         "multicrop": 8,
     }
     structures = {
@@ -138,7 +139,7 @@ def test_shipped_recipes_load_and_build(name: str) -> None:
     spec = MethodSpec(
         num_views=counts.get(name, 2),
         structure=structures.get(name, "pairs"),  # type: ignore[arg-type]
-        chunk_shared_params=name == "care",
+        chunk_shared_params=name in ("care", "care_imagenet100"),
         rotated_view=RotatedViewSpec(size=16) if name.startswith("essl") else None,
     )
     size = 256 if name in ("essl_imagenet", "multicrop") else 32
