@@ -60,6 +60,9 @@ class LRScaling(Enum):
 class Schedule(Enum):
     warmup_cosine = "warmup_cosine"
     constant = "constant"
+    # linear warmup, then the peak rate to the end: what seq-JEPA's code runs (methods.md §9.5
+    # item 2, register item 10); the same multipliers as ``constant`` with a warmup
+    warmup_constant = "warmup_constant"
     multistep = "multistep"  # LR table: × lr_gamma at each of lr_milestones (RotNet, §12)
 
 

@@ -129,7 +129,7 @@ class LRSchedule:
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step if self.warmup_from_zero else step + 1) / self.warmup_steps
-        if self.schedule is Schedule.constant:
+        if self.schedule in (Schedule.constant, Schedule.warmup_constant):
             return 1.0
         if self.schedule is Schedule.multistep:
             passed = sum(step >= round(m * self.total_steps) for m in self.milestones)

@@ -167,3 +167,18 @@ def test_cpu_variant_trains_a_few_steps_at_tiny_scale(cpu_recipe: str) -> None:
         for a, b in zip(target_before, method.target_backbone.parameters(), strict=True)
     ]
     assert any(moved)  # the EMA target followed the trained encoder
+
+
+def test_warmup_constant_schedule_reproduces_the_code() -> None:
+    """Register item 10: linear warmup, then the peak rate to the end (no cosine)."""
+    from sslequi.config import Schedule
+    from sslequi.train.optim import LRSchedule
+
+    schedule = LRSchedule(
+        total_steps=100, warmup_steps=20, schedule=Schedule.warmup_constant, final_ratio=0.0
+    )
+    assert schedule(0) == pytest.approx(1 / 20) and schedule(9) == pytest.approx(10 / 20)
+    assert schedule(20) == schedule(60) == schedule(99) == 1.0
+    cfg = _compose("seqjepa_3diebench")
+    cfg.optim.schedule = "warmup_constant"
+    assert resolve_config(cfg).optim.schedule is Schedule.warmup_constant
