@@ -25,6 +25,12 @@ from tests.methods.test_recipes_care import _write_cifar
 # SGD Nesterov, momentum 0.9, wd 5e-4, batch 128 images (512 rotated samples), 200 epochs,
 # LR table 0.1 → 0.02 (60) → 0.004 (120) → 0.0008 (160); ResNet-18 CIFAR stem for the NIN
 # (substitution, docs/recipes.md).
+# the harness's CPU scale (configs/experiment/_cpu_cifar10.yaml)
+CPU_SCALE_CIFAR: dict[str, Any] = {
+    "backbone.name": "resnet18_tiny",
+    "train.batch_size": 64,
+    "train.steps": 300,
+}
 ROTNET_CIFAR10: dict[str, Any] = {
     "method.name": "rotnet",
     "method.head_hidden": [],
@@ -47,12 +53,65 @@ ROTNET_CIFAR10: dict[str, Any] = {
     "train.epochs": 200,
 }
 
-RECIPES: dict[str, dict[str, Any]] = {"rotnet_cifar10": ROTNET_CIFAR10}
-CPU_ONLY: dict[str, dict[str, Any]] = {}
-CPU_VARIANTS = {f"{name}_cpu": name for name in RECIPES}
+# methods.md §13 (lightly:benchmarks/imagenet/resnet50/tico.py): ResNet-50, projector
+# 2048 → 4096 → 256, β 0.9, ρ 8, momentum cosine 0.99 → 1; LARS 0.2 · B/256, momentum 0.9,
+# wd 1.5e-6 (none on BN/bias), 10 warmup epochs + cosine (lightly's CosineWarmupScheduler:
+# warmup from 0, end 0.001); BYOL views; IN-1k, batch 256, 100 epochs.
+TICO_LOSS: dict[str, Any] = {
+    "method.name": "tico",
+    "method.beta": 0.9,
+    "method.rho": 8.0,
+    "method.base_momentum": 0.99,
+    "method.momentum_schedule": "cosine",
+    "method.z_a_branch": "online",
+    "augment.name": "byol",
+}
+TICO_OPTIM: dict[str, Any] = {
+    "optim.name": "lars",
+    "optim.lr": 0.2,
+    "optim.lr_scaling": "linear_per_256",
+    "optim.momentum": 0.9,
+    "optim.weight_decay": 1.5e-6,
+    "optim.exclude_bias_norm_from_wd": True,
+    "optim.schedule": "warmup_cosine",
+    "optim.warmup_from_zero": True,
+    "optim.final_lr_ratio": 0.001,
+}
+TICO_IMAGENET: dict[str, Any] = {
+    **TICO_LOSS,
+    **TICO_OPTIM,
+    "method.projector_hidden": 4096,
+    "method.projector_dim": 256,
+    "backbone.name": "resnet50",
+    "backbone.stem": "imagenet",
+    "dataset.name": "imagefolder",
+    "dataset.resolution": 224,
+    "optim.warmup_epochs": 10.0,
+    "train.batch_size": 256,
+    "train.epochs": 100,
+}
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "rotnet_cifar10": ROTNET_CIFAR10,
+    "tico_imagenet": TICO_IMAGENET,
+}
+# CPU recipes without a paper counterpart: the loss and optimiser of §13 at CPU scale
+CPU_ONLY: dict[str, dict[str, Any]] = {
+    "tico_cifar10_cpu": {
+        **TICO_LOSS,
+        **TICO_OPTIM,
+        **CPU_SCALE_CIFAR,
+        "backbone.stem": "cifar",
+        "dataset.name": "cifar10",
+        "dataset.resolution": 32,
+        "method.projector_hidden": 512,
+        "method.projector_dim": 128,
+        "optim.warmup_steps": 10,
+    },
+}
+CPU_VARIANTS = {f"{name}_cpu": name for name in ("rotnet_cifar10",)}
 TESTED_RECIPES: set[str] = set(RECIPES) | set(CPU_VARIANTS) | set(CPU_ONLY)
 SCALE_KEYS = ("backbone.", "train.batch_size", "train.epochs")
-CPU_SCALE = {"backbone.name": "resnet18_tiny", "train.batch_size": 64, "train.steps": 300}
 
 TINY = [
     "train.batch_size=8",
@@ -81,12 +140,33 @@ def test_cpu_variant_keeps_the_recipe_and_builds(cpu_recipe: str) -> None:
     recipe = CPU_VARIANTS[cpu_recipe]
     cfg = _compose(cpu_recipe)
     kept = {k: v for k, v in RECIPES[recipe].items() if not k.startswith(SCALE_KEYS)}
-    _check(cfg, {**kept, **CPU_SCALE}, cpu_recipe)
+    _check(cfg, {**kept, **CPU_SCALE_CIFAR}, cpu_recipe)
     resolved = resolve_config(cfg)
     assert validate(resolved) == 64
     with torch.device("meta"):
         method = build_method(resolved)
     assert method.feature_dim == 64
+
+
+@pytest.mark.parametrize("cpu_recipe", sorted(CPU_ONLY))
+def test_cpu_only_recipe_matches_and_builds(cpu_recipe: str) -> None:
+    cfg = _compose(cpu_recipe)
+    _check(cfg, CPU_ONLY[cpu_recipe], cpu_recipe)
+    resolved = resolve_config(cfg)
+    assert validate(resolved) == 64
+    with torch.device("meta"):
+        method = build_method(resolved)
+    assert method.covariance.shape == (128, 128)
+
+
+def test_paper_recipes_build_at_full_size() -> None:
+    """ResNet-50 TiCo (2048 → 4096 → 256) and ResNet-18 RotNet, on the meta device."""
+    for recipe, dim in (("tico_imagenet", 2048), ("rotnet_cifar10", 512)):
+        resolved = resolve_config(_compose(recipe))
+        assert validate(resolved) == dim
+        with torch.device("meta"):
+            method = build_method(resolved)
+        assert method.feature_dim == dim
 
 
 def test_rotnet_lr_table_by_hand() -> None:
@@ -116,14 +196,9 @@ def test_bad_lr_tables_fail_at_config_time(overrides: dict[str, Any], message: s
         validate(resolved)
 
 
-def _evaluate(run: Path) -> list[Any]:
+def _evaluate(run: Path, probes: list[str], layers: list[str]) -> list[Any]:
     cfg = EvalConfig(
-        run=str(run),
-        probes=["rot90", "linear"],
-        layers=["all"],
-        progress=False,
-        wandb=False,
-        protocol="paper",
+        run=str(run), probes=probes, layers=layers, progress=False, wandb=False, protocol="paper"
     )
     cfg.probe.rot90 = HeadTraining(head="linear", epochs=2, batch_size=16)
     cfg.probe.linear = HeadTraining(head="linear", epochs=2, batch_size=16)
@@ -141,7 +216,7 @@ def test_rotnet_cpu_recipe_runs_end_to_end(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all(torch.isfinite(torch.tensor(x["loss"])) for x in lines)
     assert "terms/rot_acc" in lines[-1]
-    rows = _evaluate(run)
+    rows = _evaluate(run, ["rot90", "linear"], ["all"])
     accuracy = [r for r in rows if r.probe == "rot90" and r.metric == "accuracy"]
     parts = {r.protocol.part for r in accuracy if r.split == "val"}
     assert parts == {"full", "layer1", "layer2", "layer3", "layer4"}
@@ -152,19 +227,37 @@ def test_rotnet_cpu_recipe_runs_end_to_end(tmp_path: Path) -> None:
     )
 
 
-def test_rotnet_runs_from_its_own_defaults(tmp_path: Path) -> None:
-    """``sslequi-pretrain method=rotnet`` on the default dataset (synthetic, in memory): the
+def test_tico_cpu_recipe_runs_end_to_end(tmp_path: Path) -> None:
+    """tico_cifar10_cpu pretrains on a tiny CIFAR-10 (the covariance and the target branch
+    move) and is evaluated with the linear and kNN probes."""
+    _write_cifar(tmp_path / "data", hundred=False)
+    run = tmp_path / "run"
+    overrides = ["experiment=tico_cifar10_cpu", f"dataset.root={tmp_path / 'data'}", *TINY]
+    pretrain(compose_config([*overrides, f"run_dir={run}"]))
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(torch.isfinite(torch.tensor(x["loss"])) for x in lines)
+    assert {"terms/invariance", "terms/covariance_contrast"} <= set(lines[-1])
+    state = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    assert float(state["method"]["covariance"].abs().sum()) > 0
+    rows = _evaluate(run, ["linear", "knn"], [])
+    top1 = {r.probe: r for r in rows if r.metric == "top1" and r.split == "val"}
+    assert set(top1) == {"linear", "knn"} and all(0 <= r.value <= 1 for r in top1.values())
+
+
+@pytest.mark.parametrize(("method", "augment"), [("rotnet", "rotnet_cifar"), ("tico", "byol")])
+def test_method_runs_from_its_own_defaults(method: str, augment: str, tmp_path: Path) -> None:
+    """``sslequi-pretrain method=<m>`` on the default dataset (synthetic, in memory): the
     method's config brings its augmentation; only the steps and bookkeeping are set."""
-    run = tmp_path / "rotnet"
+    run = tmp_path / method
     cfg = compose_config(
         [
-            "method=rotnet",
+            f"method={method}",
             "train.steps=2",
             "train.progress=false",
             "logger.mode=disabled",
             f"run_dir={run}",
         ]
     )
-    assert cfg.dataset.name == "synthetic" and _value(cfg, "augment.name") == "rotnet_cifar"
+    assert cfg.dataset.name == "synthetic" and _value(cfg, "augment.name") == augment
     pretrain(cfg)
     assert '"step": 2' in (run / "metrics.jsonl").read_text()
