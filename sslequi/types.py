@@ -84,6 +84,12 @@ class Sample:
     latents: Tensor | None  # [V, L] float32 dataset latents (3DIEBench family), else None
     label: int
     index: int
+    # Full-image crops cut in the worker (ImageFolder, ``full_image_crops``): ``images`` are
+    # then the V cropped main views, ``rotated`` E-SSL's cropped small view [C, s, s] (or
+    # None), and ``crop_boxes`` [V (+1 rotated), 7] = (top, left, height, width, source
+    # height, source width, applied) in source pixels.
+    rotated: Tensor | None = None
+    crop_boxes: Tensor | None = None
 
 
 @dataclass
@@ -94,36 +100,54 @@ class RawBatch:
     latents: Tensor | None  # [B, V, L] float32
     labels: Tensor  # [B] int64
     index: Tensor  # [B] int64
+    rotated: Tensor | None = None  # [B, C, s, s] uint8: worker-cropped rotated view
+    crop_boxes: Tensor | None = None  # [B, V (+1), 7] float32: worker crop boxes (Sample)
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> RawBatch:
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
         return RawBatch(
             images=self.images.to(device, non_blocking=non_blocking),
-            latents=None
-            if self.latents is None
-            else self.latents.to(device, non_blocking=non_blocking),
+            latents=move(self.latents),
             labels=self.labels.to(device, non_blocking=non_blocking),
             index=self.index.to(device, non_blocking=non_blocking),
+            rotated=move(self.rotated),
+            crop_boxes=move(self.crop_boxes),
         )
 
     def pin_memory(self) -> RawBatch:
+        def pin(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.pin_memory()
+
         return RawBatch(
             images=self.images.pin_memory(),
-            latents=None if self.latents is None else self.latents.pin_memory(),
+            latents=pin(self.latents),
             labels=self.labels.pin_memory(),
             index=self.index.pin_memory(),
+            rotated=pin(self.rotated),
+            crop_boxes=pin(self.crop_boxes),
         )
 
 
 def collate_samples(samples: list[Sample]) -> RawBatch:
-    """Stack uint8 samples; no augmentation happens in workers."""
+    """Stack uint8 samples; no augmentation happens in workers (except the full-image
+    crops of ImageFolder sets, whose boxes travel along in ``crop_boxes``)."""
     latents = None
     if samples[0].latents is not None:
         latents = torch.stack([s.latents for s in samples])  # type: ignore[misc]
+    rotated = crop_boxes = None
+    if samples[0].rotated is not None:
+        rotated = torch.stack([s.rotated for s in samples])  # type: ignore[misc]
+    if samples[0].crop_boxes is not None:
+        crop_boxes = torch.stack([s.crop_boxes for s in samples])  # type: ignore[misc]
     return RawBatch(
         images=torch.stack([s.images for s in samples]),
         latents=latents,
         labels=torch.tensor([s.label for s in samples], dtype=torch.long),
         index=torch.tensor([s.index for s in samples], dtype=torch.long),
+        rotated=rotated,
+        crop_boxes=crop_boxes,
     )
 
 

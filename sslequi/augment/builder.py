@@ -14,8 +14,9 @@ import torch
 from sslequi.actions import ActionOptions, compute_actions
 from sslequi.augment.config import AugmentConfig
 from sslequi.augment.ops import rot90
-from sslequi.augment.params import ViewParams
+from sslequi.augment.params import CropRecord, ViewParams
 from sslequi.augment.pipeline import AugmentPipeline, build_pipeline
+from sslequi.augment.worker_crops import crop_record
 from sslequi.data.base import DatasetInfo
 from sslequi.types import Batch, MethodSpec, RawBatch, RotatedViews
 
@@ -50,14 +51,25 @@ class BatchBuilder:
         self.pipeline: AugmentPipeline = build_pipeline(self.augment, spec, info)
 
     def __call__(self, raw: RawBatch) -> Batch:
-        params, rotated_params = self.pipeline.sample(raw.images, self.generator)
+        if raw.crop_boxes is not None:  # full-image crops cut in workers
+            crops, rotated_crop = worker_crop_records(raw, len(self.pipeline.views))
+            params, rotated_params = self.pipeline.sample_precropped(
+                raw.images, crops, rotated_crop, self.generator
+            )
+        else:
+            params, rotated_params = self.pipeline.sample(raw.images, self.generator)
         return self.render(raw, params, rotated_params)
 
     def render(
         self, raw: RawBatch, params: list[ViewParams], rotated_params: ViewParams | None = None
     ) -> Batch:
         """The batch for recorded ``params`` (replay: the same params give the same views)."""
-        views, rotated = self.pipeline.apply(raw.images, params, rotated_params)
+        if raw.crop_boxes is not None:
+            views, rotated = self.pipeline.apply_precropped(
+                raw.images, raw.rotated, params, rotated_params
+            )
+        else:
+            views, rotated = self.pipeline.apply(raw.images, params, rotated_params)
         available = raw.images.shape[1]
         latents = raw.latents
         if latents is not None and self.pipeline.distinct_views:
@@ -74,6 +86,18 @@ class BatchBuilder:
             latents=latents,
             rotated=None if rotated is None else rotate_four_ways(rotated),
         )
+
+
+def worker_crop_records(
+    raw: RawBatch, num_views: int
+) -> tuple[list[CropRecord], CropRecord | None]:
+    """The crop records of worker-cropped views from ``raw.crop_boxes`` [B, V (+1), 7]."""
+    assert raw.crop_boxes is not None
+    crops = [crop_record(raw.crop_boxes[:, i], raw.images.shape[-1]) for i in range(num_views)]
+    rotated = None
+    if raw.rotated is not None:
+        rotated = crop_record(raw.crop_boxes[:, num_views], raw.rotated.shape[-1])
+    return crops, rotated
 
 
 def make_batch_builder(

@@ -52,7 +52,9 @@ class OpRecord:
 @dataclass
 class CropRecord(OpRecord):
     """Random resized crop: the box in source pixels (torchvision's i, j, h, w), resized
-    to ``size``. ``source_size`` is the (H, W) of the image the box was cut from."""
+    to ``size``. ``source_size`` is the (H, W) of the image the box was cut from; for crops
+    cut in workers from full images of varying size (``dataset.full_image_crops``) it is
+    (0, 0) and ``source_hw`` [B, 2] holds each image's (H, W)."""
 
     top: Tensor  # [B] float, integral values
     left: Tensor
@@ -60,6 +62,7 @@ class CropRecord(OpRecord):
     width: Tensor
     source_size: tuple[int, int]
     size: tuple[int, int]
+    source_hw: Tensor | None = None
 
 
 @dataclass

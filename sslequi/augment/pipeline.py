@@ -28,7 +28,7 @@ from sslequi.augment.ops import (
     RandomResizedCrop,
     Size,
 )
-from sslequi.augment.params import OpRecord, ViewParams
+from sslequi.augment.params import CropRecord, OpRecord, ViewParams
 from sslequi.data.base import DatasetInfo
 from sslequi.registry import RegistryError
 from sslequi.types import MethodSpec
@@ -139,6 +139,7 @@ class ViewPipeline:
         generator: torch.Generator | None = None,
         chunks: int | None = None,
         independent_chunks: bool = True,
+        crop: CropRecord | None = None,
     ) -> ViewParams:
         """Draw every op's parameters, once per sample, or with ``chunks`` = K once per
         contiguous chunk of B/K samples (``independent_chunks`` False: one draw shared by
@@ -152,7 +153,10 @@ class ViewPipeline:
                 )
             n = chunks if independent_chunks else 1
         params = ViewParams(chunks=chunks)
-        for op, size in zip(self.ops, self.sizes(in_size), strict=True):
+        for i, (op, size) in enumerate(zip(self.ops, self.sizes(in_size), strict=True)):
+            if crop is not None and i == 0 and isinstance(op, RandomResizedCrop):
+                params.crop = crop  # the leading crop, drawn in a worker (full-image crops)
+                continue
             record = op.sample(n, size, device, generator)
             if record is None or op.record_field is None:
                 continue
@@ -162,11 +166,12 @@ class ViewPipeline:
             setattr(params, op.record_field, record)
         return params
 
-    def apply(self, x: Tensor, params: ViewParams) -> Tensor:
-        """Render the view from ``x`` ([B, C, H, W], uint8 or float in [0, 1])."""
+    def apply(self, x: Tensor, params: ViewParams, precropped: bool = False) -> Tensor:
+        """Render the view from ``x`` ([B, C, H, W], uint8 or float in [0, 1]);
+        ``precropped``: ``x`` is already the leading crop's output (full-image crops)."""
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
-        i = 0
+        i = 1 if precropped and isinstance(self.ops[0], RandomResizedCrop) else 0
         while i < len(self.ops):
             op = self.ops[i]
             record = self._record(op, params)
@@ -248,6 +253,46 @@ class AugmentPipeline:
         if self.rotated is not None:
             rotated = self.rotated.sample(b, size, images.device, generator)
         return params, rotated
+
+    def sample_precropped(
+        self,
+        images: Tensor,
+        crops: Sequence[CropRecord],
+        rotated_crop: CropRecord | None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[ViewParams], ViewParams | None]:
+        """Parameters of worker-cropped views (``dataset.full_image_crops``): the leading
+        crops come from the workers' boxes, every other op is drawn here."""
+        b = images.shape[0]
+        size = (images.shape[-2], images.shape[-1])
+        params = [
+            view.sample(b, size, images.device, generator, crop=crop)
+            for view, crop in zip(self.views, crops, strict=True)
+        ]
+        rotated = None
+        if self.rotated is not None:
+            rotated = self.rotated.sample(b, size, images.device, generator, crop=rotated_crop)
+        return params, rotated
+
+    def apply_precropped(
+        self,
+        images: Tensor,
+        rotated_images: Tensor | None,
+        params: list[ViewParams],
+        rotated_params: ViewParams | None = None,
+    ) -> tuple[list[Tensor], Tensor | None]:
+        """Render worker-cropped views: ``images[:, i]`` is main view i's crop and
+        ``rotated_images`` [B, C, s, s] the rotated view's; the other ops run here."""
+        views = [
+            view.apply(images[:, i], p, precropped=True)
+            for i, (view, p) in enumerate(zip(self.views, params, strict=True))
+        ]
+        rotated = None
+        if self.rotated is not None:
+            if rotated_images is None or rotated_params is None:
+                raise ValueError("this pipeline has a rotated view: pass its crop and params")
+            rotated = self.rotated.apply(rotated_images, rotated_params, precropped=True)
+        return views, rotated
 
     def apply(
         self,

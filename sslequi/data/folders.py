@@ -25,7 +25,17 @@ a missing root says which files to put where.
   WordNet id per line, e.g. solo-learn's ``imagenet100_classes.txt``) restricts the
   classes; labels are the rank of the class among the kept ones sorted. Images are
   decoded, resized (shorter side) and centre-cropped to ``resolution`` so that items
-  collate; the augmentation pipeline crops from that.
+  collate; the augmentation pipeline crops from that. With ``full_image_crops: true``
+  (the ImageNet recipes; methods.md §7.4) pretraining instead cuts each view's random
+  resized crop from the **full decoded image** in the DataLoader worker — the one
+  deliberate exception to "no augmentation in workers", since the images differ in size:
+  the trainer hands the dataset the crops of its augmentation recipe
+  (``sslequi.augment.worker_crops``); the worker decodes, samples each box (main views and
+  E-SSL's rotated view) from the per-item seeded generator (exact resume), cuts and
+  resizes it with the recipe's interpolation, and returns the uint8 views with the boxes
+  in source pixels (``Sample.crop_boxes``); every other op runs batched on the device.
+  ``decode`` re-reads the full image, so a recorded view can be replayed. Evaluation
+  (and any split without crops set) keeps the centre crop.
 
 Normalisation constants follow datasets.md §5.1.
 """
@@ -33,6 +43,7 @@ Normalisation constants follow datasets.md §5.1.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +61,8 @@ from sslequi.types import Sample
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# decoded uint8 image [3, H, W] → (views [V, 3, s, s], rotated view or None, boxes [V (+1), 7])
+FullImageCropFn = Callable[[Tensor], tuple[Tensor, Tensor | None, Tensor]]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".JPEG", ".JPG", ".PNG"}
 
 
@@ -107,6 +120,9 @@ class ImageFolderConfig(FolderDatasetConfig):
     train_dir: str = "train"
     val_dir: str = "val"
     num_classes: int = 0  # 0 = as found; otherwise checked
+    # Pretraining cuts each view's random resized crop from the full decoded image in the
+    # workers (module docstring); false: from the centre ``resolution`` square.
+    full_image_crops: bool = False
 
 
 @dataclass
@@ -405,21 +421,38 @@ class ImageFolder(ImageDataset):
             num_classes=len(classes), mean=config.mean, std=config.std, image_size=config.resolution,
             latent_dim=None, distinct_views=False,
         )  # fmt: skip
+        # Set by the trainer (``full_image_crops``): decoded uint8 image → (views, rotated
+        # view or None, boxes [V (+1), 7]); see ``sslequi.augment.worker_crops``.
+        self.full_image_crops: FullImageCropFn | None = None
+
+    def set_full_image_crops(self, crops: FullImageCropFn | None) -> None:
+        """Cut the views from the full decoded image in ``__getitem__`` (module docstring)."""
+        self.full_image_crops = crops
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> Sample:
         path, label = self.samples[index]
+        if self.full_image_crops is not None:
+            views, rotated, boxes = self.full_image_crops(self._decode(path))
+            return Sample(views, None, label, index, rotated=rotated, crop_boxes=boxes)
         return Sample(images=self._load(path).unsqueeze(0), latents=None, label=label, index=index)
 
-    def _load(self, path: Path) -> Tensor:
+    def decode(self, index: int) -> Tensor:
+        """The full decoded image of item ``index`` (uint8 [3, H, W]; replay of crops)."""
+        return self._decode(self.samples[index][0])
+
+    def _decode(self, path: Path) -> Tensor:
         try:
             data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
             with quiet_codec():
-                image = decode_image(data, mode=ImageReadMode.RGB)
+                return decode_image(data, mode=ImageReadMode.RGB)
         except (OSError, RuntimeError) as error:
             raise DataError(f"{path}: unreadable image ({str(error).splitlines()[0]})") from None
+
+    def _load(self, path: Path) -> Tensor:
+        image = self._decode(path)
         size = self.config.resolution
         image = tvf.resize(image, size, antialias=True)  # shorter side → size
         return tvf.center_crop(image, [size, size]).contiguous()

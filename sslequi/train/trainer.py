@@ -49,6 +49,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from sslequi.augment.builder import make_batch_builder
+from sslequi.augment.ops import AugmentConfigError
+from sslequi.augment.worker_crops import full_image_crops_for
 from sslequi.config import AmpDtype, ConfigError, ResolvedConfig
 from sslequi.data.base import ImageDataset
 from sslequi.methods.base import Method
@@ -271,6 +273,9 @@ class Trainer:
         info = dataset.info
         self.spec = method.spec()
         self.build_batch = make_batch_builder(self.spec, info, cfg.augment, cfg.actions)
+        if getattr(cfg.dataset, "full_image_crops", False):
+            # ImageFolder: each view's crop is cut from the full image in the workers
+            self._set_full_image_crops(dataset, info.image_size)
         method.on_train_start(self.steps_per_epoch, self.total_steps)
         probe = None
         if train.online_probe_every > 0 and info.num_classes >= 2:
@@ -328,6 +333,17 @@ class Trainer:
         self._probe_seen = 0
         self._term_sums: dict[str, Tensor] = {}
         self._term_count = 0
+
+    def _set_full_image_crops(self, dataset: ImageDataset, default_size: int) -> None:
+        setter = getattr(dataset, "set_full_image_crops", None)
+        if setter is None:
+            raise ConfigError(
+                f"dataset.full_image_crops: {type(dataset).__name__} cannot crop full images"
+            )
+        try:
+            setter(full_image_crops_for(self.build_batch.pipeline, default_size))
+        except AugmentConfigError as error:
+            raise ConfigError(str(error)) from None
 
     # ------------------------------------------------------------------ state
 

@@ -90,6 +90,10 @@ ESSL_IMAGENET = {
     "dataset.name": "imagefolder",
     "dataset.resolution": 224,
     "augment.name": "essl_imagenet",
+    "augment.views.0.ops.0.interpolation": "bicubic",  # §7.4 RRC 224 bicubic
+    "augment.views.1.ops.0.interpolation": "bicubic",
+    "augment.rotated_view.ops.0.scale": [0.05, 0.14],  # rotation view: default bilinear
+    "dataset.full_image_crops": True,  # §7.4 RRC on the full decoded image
     "method.rotated_size": 96,
     "method.rotated_scale": [0.05, 0.14],
     "method.head_hidden": 2048,

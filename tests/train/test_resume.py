@@ -146,3 +146,53 @@ def test_resume_with_the_float16_grad_scaler_is_bitwise_exact(
     ), "the scaler moved, so a lost state would show"
     for key in ("method", "probe", "optimizer", "scheduler", "scaler"):
         _assert_same_state(a[key], b[key], key)
+
+
+def _jpeg_tree(root: Path) -> None:
+    """Two classes of non-square JPEGs (an ImageFolder tree)."""
+    from torchvision.io import encode_jpeg
+
+    g = torch.Generator().manual_seed(0)
+    for c in range(2):
+        folder = root / "train" / f"n0{c}"
+        folder.mkdir(parents=True)
+        for j, (h, w) in enumerate([(37, 50), (50, 37), (30, 64), (45, 40)] * 2):
+            image = torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+            (folder / f"{j}.JPEG").write_bytes(encode_jpeg(image).numpy().tobytes())
+
+
+def test_resume_with_full_image_crops_in_workers_is_bitwise_exact(
+    compose_cfg, tmp_path: Path
+) -> None:
+    """The E-SimSiam ImageNet CPU recipe on a tiny JPEG tree: views (and E-SSL's rotated
+    view) cut from the full images in DataLoader workers (dataset.full_image_crops), the
+    predictor at a fixed rate, the epoch-wise cosine. 6 straight steps in the main process
+    equal 3 + 3 where the second half loads with a worker: the boxes are seeded per item."""
+    _jpeg_tree(tmp_path / "data")
+    common = [
+        "experiment=esimsiam_imagenet_cpu",
+        f"dataset.root={tmp_path / 'data'}",
+        "dataset.resolution=16",
+        "augment.rotated_view.ops.0.size=8",
+        "method.rotated_size=8",
+        "method.head_hidden=16",
+        "method.base_overrides.projector_hidden=16",
+        "method.base_overrides.projector_dim=16",
+        "method.base_overrides.predictor_hidden=8",
+        "train.batch_size=4",
+        "train.steps=6",
+        "train.log_every=2",
+        "train.progress=false",
+        "logger.mode=disabled",
+        "optim.warmup_steps=2",
+    ]
+    assert compose_cfg(*common, tiny=False).dataset.full_image_crops
+    straight = pretrain(compose_cfg(*common, tiny=False, run_dir=tmp_path / "straight"))
+    resumed = tmp_path / "resumed"
+    pretrain(compose_cfg(*common, "train.stop_after=3", tiny=False, run_dir=resumed))
+    pretrain(compose_cfg(*common, "train.num_workers=1", tiny=False, run_dir=resumed))
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 6
+    for key in ("method", "probe", "optimizer", "scheduler", "data_position"):
+        _assert_same_state(a[key], b[key], key)
