@@ -3,6 +3,7 @@
 A recipe lists view pipelines. Each ``ViewConfig`` is an ordered list of ops, each op a
 mapping ``{op: <name>, p: <probability>, <op fields>...}`` whose fields are those of the
 op's config dataclass in ``sslequi.augment.ops`` (``crop``: size, scale, ratio;
+``pad_crop``: size, padding, fill (torchvision's RandomCrop with padding);
 ``color_jitter``: brightness, contrast, saturation, hue; ``blur``: sigma, kernel_size;
 ``solarize``: threshold; ``rotation``: degrees; ``affine``: translate, scale; ``flip``,
 ``grayscale``, ``rot90``: p only; ``normalize``: mean, std). Unknown ops or fields fail
