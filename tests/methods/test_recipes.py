@@ -33,6 +33,8 @@ SIE_HARNESS = {
     "optim.lr": 1e-3,  # item 2
     "optim.weight_decay": 1e-6,
     "optim.schedule": "constant",
+    "optim.warmup_steps": 0,  # --warmup-* unused
+    "optim.warmup_epochs": 0.0,
     "train.batch_size": 1024,
     "train.epochs": 2000,
     "train.amp": True,  # §2.4: AMP = autocast + GradScaler (float16)
@@ -46,6 +48,14 @@ SIE_LOSS = {
     "method.std_coeff": 10.0,
     "method.cov_coeff": 1.0,
     "method.predictor.hypernetwork": "linear",
+    # §2.1 / §1.5: W(g) = Σ g_k A_k, one linear layer, no bias, no ReLU
+    "method.predictor.type": "hypernetwork",
+    "method.predictor.hidden": [],
+    "method.predictor.relu": False,
+    "method.predictor.bias_pred": False,
+    "method.predictor.bias_hypernet": False,
+    "method.predictor.init": "torch_default",  # nn.Linear default (the _cpu recipes differ)
+    "method.cov_denominator": "actual",  # §0.7 item 4
 }
 # methods.md §7.2-7.4 (E-SSL CIFAR-10, README commands)
 ESSL_CIFAR = {
@@ -128,8 +138,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "simclr_3diebench": {
         **SIE_HARNESS,
         "method.name": "simclr",
+        "method.projector": "2048-2048-2048",  # §2.7 single projector 512 → mlp
+        "method.projector_hidden_bias": True,  # SIE Projector: Linear(bias) → BN → ReLU
+        "method.projector_final_bn": "none",  # last Linear without bias, no BN
         "method.temperature": 0.1,
-        "method.negatives": "all",
+        "method.negatives": "all",  # NT-Xent on the gathered [z; z′] (§1.2)
+        "method.gather_distributed": True,  # §1.4
     },
     "vicreg_partinv_3diebench": {
         **SIE_HARNESS,
