@@ -150,7 +150,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 CPU_VARIANTS = {f"{name}_cpu": name for name in RECIPES}
-TESTED_RECIPES: set[str] = set(RECIPES) | set(CPU_VARIANTS)
+# the 2D CPU study's rows (benchmarks/compare_2d.py): a CPU recipe on render2d, Adam 3e-3
+STUDY_ROWS = {
+    "care_render2d_cpu": "care_cifar10_cpu",
+    "simclr_render2d_cpu": "simclr_care_cifar10_cpu",
+}
+TESTED_RECIPES: set[str] = set(RECIPES) | set(CPU_VARIANTS) | set(STUDY_ROWS)
 # the harness's CPU scale; everything else is the recipe's
 SCALE_KEYS = (
     "backbone.",
@@ -285,3 +290,14 @@ def test_pretrain_runs_from_the_methods_own_defaults(method: str, tmp_path: Path
     assert cfg.augment.name == ("care" if method == "care" else "none")
     pretrain(cfg)
     assert (run / "checkpoints").is_dir() and '"step": 2' in (run / "metrics.jsonl").read_text()
+
+
+@pytest.mark.parametrize("row", sorted(STUDY_ROWS))
+def test_study_rows_keep_their_cpu_recipe_on_render2d(row: str) -> None:
+    base = _compose(STUDY_ROWS[row])
+    cfg = _compose(row)
+    for key in ("method", "augment", "backbone", "train.batch_size", "train.steps"):
+        assert _value(cfg, key) == _value(base, key), key
+    _check(cfg, {"dataset.name": "render2d", "dataset.resolution": 32, "optim.lr": 3e-3}, row)
+    with torch.device("meta"):
+        assert build_method(resolve_config(cfg)).feature_dim == 64
