@@ -21,6 +21,12 @@ class PredictorProbe(Probe):
 
     def check(self, evaluation: Evaluation) -> None:
         check_predictor(evaluation.method)
+        source = getattr(evaluation.method, "predictor_representation", None)
+        if source is not None and source not in evaluation.representations:
+            raise UnsupportedProbe(
+                f"{type(evaluation.method).__name__}.predictor_representation {source!r} is "
+                f"not a declared representation ({sorted(evaluation.representations)})"
+            )
         train = evaluation.datasets[evaluation.cfg.train_split]
         width = train.info.latent_dim
         if width is None or width < 3:
@@ -34,20 +40,30 @@ class PredictorProbe(Probe):
     def run(self, evaluation: Evaluation, part: str) -> None:
         cfg = evaluation.cfg
         settings = cfg.probe.mrr
+        method = evaluation.method
+        # What embed_equivariant reads: the pooled backbone output, or a declared computed
+        # representation (CapsIE's predictor acts on the capsule poses).
+        source = getattr(method, "predictor_representation", None) or "backbone"
         if settings.mode == "train-train":
-            query, extra, split = evaluation.features(cfg.train_split), None, cfg.train_split
+            split = cfg.train_split
+            query, extra = evaluation.features(split, representation=source), None
         else:
             split = evaluation.eval_splits[0]
-            query = evaluation.features(split)
-            extra = evaluation.features(cfg.train_split) if settings.mode == "val-all" else None
-        method = evaluation.method
+            query = evaluation.features(split, representation=source)
+            extra = (
+                evaluation.features(cfg.train_split, representation=source)
+                if settings.mode == "val-all"
+                else None
+            )
         scores = predictor_metrics(method, query, settings, evaluation.device, extra)
         protocol_extra = (
             f"mode={settings.mode};normalize={settings.normalize};"
             f"source_view={settings.source_view};candidates={scores.num_candidates};"
             f"pre_bank={scores.bank_size}"
+            + ("" if source == "backbone" else f";representation={source}")
         )
-        chosen = "equivariant" if method.parts().equivariant is not None else "full"
+        has_part = method.parts().equivariant is not None or source != "backbone"
+        chosen = "equivariant" if has_part else "full"
         protocol = evaluation.protocol_for(
             "mrr",
             chosen,
