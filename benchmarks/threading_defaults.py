@@ -3,8 +3,8 @@
 The same recipe is pretrained, one after the other, by
 
 - ``console``: the installed ``sslequi-pretrain`` console script,
-- ``demo``: ``python launch/demo.py --jobs 1`` (which pretrains single-threaded, as the
-  study does, then probes; it is stopped once its pretraining completed),
+- ``demo``: ``python launch/demo.py --jobs 1`` (one job gets all the cores, as the console
+  script's run does; it is stopped once its pretraining completed),
 - ``submitit_local``: ``sslequi-pretrain -m … launcher=submitit_local`` (a submitit job),
 - ``console ACTIVE``: the console script with ``OMP_WAIT_POLICY=ACTIVE`` set by the user
   (the control: what the default avoids, and proof that a user's value is kept),

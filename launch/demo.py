@@ -1,5 +1,5 @@
 """The end-to-end demo (README "Quick start"): render the built-in 3D benchmark, pretrain
-VICReg and SIE on it side by side (one thread each, the study budget: 300 steps × batch
+VICReg and SIE on it side by side (the cores shared between them, the study budget: 300 steps × batch
 128 at 64 px), run the linear, rotation, colour, rot90 and MRR probes under the small-set
 protocol, and print one comparison table (a thin script over ``sslequi.study``).
 
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-import sslequi.threads  # noqa: F401, E402  (OpenMP defaults, before torch loads)
+from sslequi.threads import threads_per_job  # noqa: E402  (OpenMP defaults, before torch)
 
 os.environ.setdefault("WANDB_SILENT", "true")  # the offline wandb run is still written
 
@@ -39,8 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="methods trained side by side")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per job (default: $OMP_NUM_THREADS if set, else the cores shared "
+        "out between the jobs)",
+    )
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for every run")
     args = parser.parse_args(argv)
+    threads = threads_per_job(args.jobs, args.threads)
     budget = Budget(args.steps, args.batch_size, args.seed)
     ensure_rendered(args.root, "small")
     runs = run_study(
@@ -51,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         extra=tuple(args.extra),
         seeds=(args.seed,),
         jobs=args.jobs,
+        threads=threads,
     )
     print("\n" + headline_table({r.name: r.run_dir for r in runs}))
     print(f"\nProtocol: {protocol_line(budget, 'built-in 3D benchmark, small preset')}")

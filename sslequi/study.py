@@ -246,7 +246,23 @@ def _run_entry(
     """Pretrain and/or evaluate one entry in this process (a worker of ``run_study``)."""
     import torch
 
+    previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        return _pretrain_and_evaluate(entry, root, budget, extra, stages, probes, resume)
+    finally:
+        torch.set_num_threads(previous_threads)  # in-process entries leave the caller as it was
+
+
+def _pretrain_and_evaluate(
+    entry: StudyEntry,
+    root: Path,
+    budget: Budget,
+    extra: tuple[str, ...],
+    stages: tuple[str, ...],
+    probes: tuple[str, ...],
+    resume: str,
+) -> StudyRun:
     seeded = Budget(budget.steps, budget.batch_size, entry.seed, budget.probe_epochs)
     pretrain_s = eval_s = pretrain_cpu = eval_cpu = 0.0
     if "pretrain" in stages:

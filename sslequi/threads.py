@@ -38,4 +38,17 @@ def use_default_threads(environ: MutableMapping[str, str] | None = None) -> dict
     return applied
 
 
+def threads_per_job(
+    jobs: int, requested: int | None = None, environ: Mapping[str, str] | None = None
+) -> int:
+    """torch threads for each of ``jobs`` runs side by side: ``requested`` if given, else
+    ``$OMP_NUM_THREADS`` if the user set it, else this machine's cores shared out."""
+    if requested is not None:
+        return requested
+    env = os.environ if environ is None else environ
+    if env.get("OMP_NUM_THREADS"):
+        return int(env["OMP_NUM_THREADS"])
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
 use_default_threads()

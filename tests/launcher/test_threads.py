@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sslequi.threads import DEFAULTS, use_default_threads
+from sslequi.threads import DEFAULTS, threads_per_job, use_default_threads
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,3 +91,11 @@ def test_defaults_fill_only_unset_or_empty_variables() -> None:
     env = {"OMP_WAIT_POLICY": "active"}
     assert use_default_threads(env) == {}
     assert env == {"OMP_WAIT_POLICY": "active"}
+
+
+def test_threads_per_job_respects_the_user_then_shares_the_cores() -> None:
+    cores = os.cpu_count() or 1
+    assert threads_per_job(2, requested=3, environ={"OMP_NUM_THREADS": "5"}) == 3
+    assert threads_per_job(2, environ={"OMP_NUM_THREADS": "5"}) == 5
+    assert threads_per_job(1, environ={}) == cores
+    assert threads_per_job(cores * 4, environ={}) == 1  # never zero

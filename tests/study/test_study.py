@@ -137,7 +137,9 @@ def test_demo_and_compare_3d_commands_run_at_tiny_scale(
     generate(RenderConfig.from_preset("tiny", root, objects_per_class=8, progress=False))
     demo = _script("launch/demo.py")
     args = ["--root", str(root), "--steps", "2", "--batch-size", "4", "--jobs", "1"]
-    assert demo.main([*args, "--out", str(tmp_path / "demo"), "--extra", *TINY]) == 0  # type: ignore[attr-defined]
+    assert (
+        demo.main([*args, "--threads", "1", "--out", str(tmp_path / "demo"), "--extra", *TINY]) == 0
+    )  # type: ignore[attr-defined]
     printed = capsys.readouterr().out
     assert "| vicreg | 1 |" in printed and "| sie | 1 |" in printed and "CPU-min" in printed
     compare_3d = _script("benchmarks/compare_3d.py")
