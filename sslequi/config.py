@@ -66,6 +66,11 @@ class Schedule(Enum):
     multistep = "multistep"  # LR table: × lr_gamma at each of lr_milestones (RotNet, §12)
 
 
+class LarsTrustRatio(Enum):
+    lightly = "lightly"  # η‖p‖ / (‖g‖ + λ‖p‖ + ε): lightly's LARS
+    update_norm = "update_norm"  # η‖p‖ / ‖g + λp‖: Barlow Twins / E-SSL ImageNet code
+
+
 class ScheduleGranularity(Enum):
     step = "step"  # the cosine advances every optimizer step
     epoch = "epoch"  # the rate changes only at epoch starts (SimSiam / E-SimSiam ImageNet code)
@@ -101,6 +106,7 @@ class OptimConfig:
     beta2: float = 0.999
     eps: float = 1e-8
     trust_coefficient: float = 0.001  # LARS
+    lars_trust_ratio: LarsTrustRatio = LarsTrustRatio.lightly  # sslequi/train/lars.py
     exclude_bias_norm_from_wd: bool = False
     lr_scaling: LRScaling = LRScaling.none
     schedule: Schedule = Schedule.warmup_cosine
@@ -516,6 +522,11 @@ def validate(resolved: ResolvedConfig, world_size: int = 1) -> int:
         f"optim.final_lr_ratio must lie in [0, 1], got {optim.final_lr_ratio}",
     )
     need(optim.probe_lr > 0, f"optim.probe_lr must be > 0, got {optim.probe_lr}")
+    need(
+        optim.lars_trust_ratio is LarsTrustRatio.lightly or not optim.nesterov,
+        "optim.lars_trust_ratio=update_norm (the Barlow Twins / E-SSL LARS) has no Nesterov "
+        "variant; set optim.nesterov=false",
+    )
     milestones = list(optim.lr_milestones)
     need(
         all(0 < m < 1 for m in milestones) and milestones == sorted(set(milestones)),

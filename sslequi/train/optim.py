@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from sslequi.config import (
+    LarsTrustRatio,
     LRScaling,
     OptimConfig,
     OptimizerName,
@@ -27,6 +28,7 @@ from sslequi.config import (
     ScheduleGranularity,
 )
 from sslequi.methods.base import LRGroup
+from sslequi.train.lars import UpdateNormLARS
 
 
 def scaled_lr(config: OptimConfig, global_batch: int) -> float:
@@ -101,6 +103,12 @@ def make_optimizer(groups: list[dict[str, object]], config: OptimConfig) -> torc
         return torch.optim.AdamW(groups, lr=lr, betas=(config.beta1, config.beta2), eps=config.eps)
     if config.name is OptimizerName.sgd:
         return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.nesterov)
+    if config.lars_trust_ratio is LarsTrustRatio.update_norm:
+        if config.nesterov:
+            raise ValueError("optim.lars_trust_ratio=update_norm has no Nesterov variant")
+        return UpdateNormLARS(
+            groups, lr=lr, momentum=config.momentum, trust_coefficient=config.trust_coefficient
+        )
     from lightly.utils.lars import LARS
 
     return LARS(

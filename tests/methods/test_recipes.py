@@ -264,7 +264,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "optim.lr_scaling": "none",
         "optim.weight_decay": 1e-6,
         "optim.momentum": 0.9,
-        "optim.exclude_bias_norm_from_wd": True,
+        "optim.exclude_bias_norm_from_wd": True,  # §7.4 wd and adaptation skip 1-D params
+        "optim.lars_trust_ratio": "update_norm",  # the code's LARS: η‖p‖/‖g + λp‖
+        "optim.trust_coefficient": 0.001,  # η
         "optim.schedule": "warmup_cosine",
         "optim.warmup_epochs": 10.0,
         "optim.warmup_from_zero": True,
