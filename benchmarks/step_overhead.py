@@ -15,7 +15,10 @@ same process with interleaved repeats (median):
   its backbone twice count once, so redundant passes show up as overhead.
 
 ratio = method step / backbone forward + backward (the issue's definition); the target is
-≤ 1.10 for every non-capsule method. A second ratio also credits the backbone its own
+≤ 1.10 for every non-capsule method and ≤ 1.5 for the capsule methods (EquiCaps 3×3 and 4×4
+with 32 capsules, CapsIE with 16 capsules of 4×4 poses: the papers' sizes, activation
+checkpointing on, so its recompute counts; the capsule kernel covers the final map at the
+benchmark's resolution). A second ratio also credits the backbone its own
 optimizer step (the method's step always includes one, over backbone and heads).
 Optimizer: AdamW for both sides; on CUDA both run under bf16 autocast in channels_last.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -49,6 +53,21 @@ from sslequi.registry import METHODS
 from sslequi.types import Batch
 
 TARGET_RATIO = 1.10
+CAPSULE_TARGET_RATIO = 1.5
+# Extra rows: a registered method with config overrides (the paper's other variants).
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "equicaps_4x4": ("equicaps", {"pose": "4x4", "frame": "object"}),
+}
+TRANSLATION_ACTIONS = (
+    "translation_object",
+    "translation_base",
+    "transform_object",
+    "transform_base",
+)
+
+
+def is_capsule(name: str) -> bool:
+    return "caps" in name
 
 
 @dataclass
@@ -117,6 +136,12 @@ def build_batch(method: Method, batch_size: int, resolution: int, device: str) -
     """A Batch of the method's declared spec; the first augment recipe that fits it."""
     spec = method.spec()
     raw, info = synthetic_raw_batch(batch_size, spec.num_views, resolution=resolution)
+    if raw.latents is not None and set(spec.actions) & set(TRANSLATION_ACTIONS):
+        # 3DIEBench-T latents: + a translation t ~ U(−0.5, 0.5)³ per view (datasets.md §2)
+        gen = torch.Generator().manual_seed(0)
+        shift = torch.rand(*raw.latents.shape[:2], 3, generator=gen) - 0.5
+        raw.latents = torch.cat([raw.latents, shift], dim=-1)
+        info = dataclasses.replace(info, latent_dim=raw.latents.shape[-1])
     raw = raw.to(device)
     errors = []
     for recipe in ["none", *[r for r in available_recipes() if r != "none"]]:
@@ -146,10 +171,13 @@ def timed(fn: Callable[[], None], device: str) -> float:
 
 
 def measure(name: str, args: argparse.Namespace, backbone_cfg: BackboneConfig) -> Row:
-    entry = METHODS.entry(name)
+    registered, overrides = VARIANTS.get(name, (name, {}))
+    entry = METHODS.entry(registered)
     torch.manual_seed(0)
     backbone, feature_dim = build_resnet(18, backbone_cfg)
-    config = entry.config() if entry.config is not None else None
+    config = entry.config(**overrides) if entry.config is not None else None
+    if config is not None and hasattr(config, "resolution"):
+        config.resolution = args.resolution  # capsule kernel = the final map at this size
     method: Method = entry.obj(config, backbone, feature_dim)
     memory_format = (
         torch.channels_last if args.device.startswith("cuda") else torch.contiguous_format
@@ -199,7 +227,7 @@ def measure(name: str, args: argparse.Namespace, backbone_cfg: BackboneConfig) -
         method_times.append(timed(method_step, args.device))
         base_times.append(timed(backbone_forward_backward, args.device))
         base_opt_times.append(timed(base_optimizer.step, args.device))
-    note = "capsule (exempt)" if "caps" in name else ""
+    note = f"capsule (target ≤ {CAPSULE_TARGET_RATIO})" if is_capsule(name) else ""
     if inputs.fallback:
         note = (note + "; " if note else "") + "backbone forward not hooked: baseline = views"
     return Row(
@@ -221,12 +249,12 @@ def print_table(rows: list[Row], args: argparse.Namespace, device_name: str) -> 
     )
     print(
         "| method | method step (ms) | backbone fwd+bwd (ms) | + backbone opt (ms) | ratio | "
-        "≤ 1.10 | ratio incl. opt | backbone inputs (grad + EMA) | augment | note |"
+        "≤ target | ratio incl. opt | backbone inputs (grad + EMA) | augment | note |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        exempt = "caps" in row.name
-        verdict = "n/a" if exempt else ("yes" if row.ratio <= TARGET_RATIO else "NO")
+        target = CAPSULE_TARGET_RATIO if is_capsule(row.name) else TARGET_RATIO
+        verdict = "yes" if row.ratio <= target else "NO"
         print(
             f"| {row.name} | {row.method_ms:.1f} | {row.baseline_ms:.1f} | "
             f"{row.baseline_opt_ms:.1f} | {row.ratio:.3f} | {verdict} | "
@@ -259,7 +287,7 @@ def main() -> None:
         device_name = f"CPU ({torch.get_num_threads()} thread(s), process CPU time)"
 
     import_components()
-    names = args.methods or METHODS.names()
+    names = args.methods or [*METHODS.names(), *VARIANTS]
     backbone_cfg = BackboneConfig(name="resnet18", style=args.style)
     rows = []
     for name in tqdm(names, desc="methods"):

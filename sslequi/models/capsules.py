@@ -120,8 +120,11 @@ class SelfRouting2d(nn.Module):
         u = F.unfold(poses, **window).view(b, cap_a, cap_c, k2, length)
         u = u.permute(0, 4, 1, 3, 2).reshape(b, length, self.num_inputs, cap_c)  # [b, L, N, C]
 
-        logits = torch.einsum("njc,blnc->blnj", self.W2, u) + self.b2  # [b, L, N, B]
-        routing = torch.softmax(logits, dim=-1)
+        # Per-input products as batched matmuls over the N inputs: u_n [b·L, C] @ W_nᵀ.
+        u_by_input = u.permute(2, 0, 1, 3).reshape(self.num_inputs, b * length, cap_c)
+        logits = torch.bmm(u_by_input, self.W2.transpose(1, 2))  # [N, b·L, B]
+        logits = logits.view(self.num_inputs, b, length, -1).permute(1, 2, 0, 3) + self.b2
+        routing = torch.softmax(logits, dim=-1)  # r_ij: [b, L, N, B]
         weighted = a_in.unsqueeze(-1) * routing  # a_i r_ij
         weighted_sum = weighted.sum(dim=2)  # Σ_i a_i r_ij: [b, L, B]
         a_out = weighted_sum / a_in.sum(dim=2, keepdim=True)
@@ -129,8 +132,14 @@ class SelfRouting2d(nn.Module):
         if self.W1 is None:
             return a_out, None
         coeff = weighted / weighted_sum.unsqueeze(2)  # c_ij: [b, L, N, B]
-        w1 = self.W1.view(self.num_inputs, self.out_capsules, self.out_pose, cap_c)
-        pose_out = torch.einsum("blnj,njdc,blnc->bljd", coeff, w1, u)  # Σ_i c_ij W1_ij u_i
+        votes = torch.bmm(u_by_input, self.W1.transpose(1, 2))  # W1_i u_i: [N, b·L, B·D]
+        votes = votes.view(self.num_inputs, b * length, self.out_capsules, self.out_pose)
+        # p_j = Σ_i c_ij (W1_i u_i)_j: a [1, N] @ [N, D] product per (image, location, j).
+        coeff_by_output = coeff.reshape(b * length, self.num_inputs, self.out_capsules)
+        pose_out = torch.bmm(
+            coeff_by_output.permute(0, 2, 1).reshape(-1, 1, self.num_inputs),
+            votes.permute(1, 2, 0, 3).reshape(-1, self.num_inputs, self.out_pose),
+        )
         pose_out = pose_out.reshape(b, length, self.out_capsules * self.out_pose)
         pose_out = pose_out.transpose(1, 2).reshape(b, -1, h_out, w_out)
         return a_out, pose_out
