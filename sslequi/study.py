@@ -28,7 +28,17 @@ RECIPE_SUFFIX = "_3diebench_cpu"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # Scored over every seed of a study; every other discovered recipe runs on the first seed
 # only and its row is marked.
-MULTI_SEED = ("sie", "vicreg", "simclr", "esimclr", "equimod", "seqjepa", "seqjepa_uncond")
+MULTI_SEED = (
+    "sie",
+    "vicreg",
+    "simclr",
+    "esimclr",
+    "equimod",
+    "seqjepa",
+    "seqjepa_uncond",
+    "equicaps",
+    "capsie",
+)
 DEFAULT_SEEDS = (0, 1, 2)
 STUDY_PROBES = ("linear", "rotation", "color", "rot90")
 
