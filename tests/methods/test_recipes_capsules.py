@@ -129,6 +129,22 @@ def test_translated_cpu_variants_train(
     pretrain_recipe(f"{recipe}_cpu", renders["T"], run_dir, budget, TINY)
     assert (run_dir / "checkpoints" / "last.pt").is_file()
     assert "terms/equi" in (run_dir / "metrics.jsonl").read_text()
+    # The translation probes (3DIEBench-T) run on the capsule representations.
+    from sslequi.evaluation.runner import evaluate_run
+
+    probes = ["translation_object", "translation_base"]
+    quick = {"epochs": 2, "hidden": [16]}
+    cfg = study_eval_config(
+        probes,
+        0,
+        run_dir,
+        protocol="paper",
+        parts=["full", "poses"],
+        probe=dict.fromkeys(probes, quick),
+    )
+    evaluate_run(cfg, progress_print=lambda text: None)
+    found = {(row.probe, row.protocol.part) for row in load_results(run_dir)}
+    assert {(p, part) for p in probes for part in ("full", "poses")} <= found
 
 
 def test_capsule_runs_train_and_evaluate(renders: dict[str, Path], tmp_path: Path) -> None:
