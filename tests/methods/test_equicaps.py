@@ -166,7 +166,7 @@ def test_representations_for_the_probes() -> None:
     assert acts.shape == (3, 4) and poses.shape == (3, 36)
     assert torch.allclose(acts.sum(1), torch.ones(3), atol=1e-6)
     assert torch.equal(both, torch.cat([acts, poses], 1))
-    assert all(r.source == "feature_map" for n, r in reps.items() if n != "full")
+    assert all(reps[n].source == "feature_map" for n in ("activations", "poses", "capsules"))
 
 
 def test_bad_configs_fail_clearly() -> None:
