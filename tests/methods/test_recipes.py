@@ -65,6 +65,7 @@ ESSL_CIFAR = {
     "optim.name": "sgd",
     "optim.momentum": 0.9,
     "optim.weight_decay": 5e-4,
+    "optim.exclude_bias_norm_from_wd": False,  # SGD(main_branch.parameters(), wd): every param
     "optim.lr_scaling": "linear_per_256",
     "optim.schedule": "warmup_cosine",
     "optim.warmup_epochs": 10.0,
@@ -291,6 +292,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "optim.lr": 0.05,
         "optim.lr_scaling": "linear_per_256",
         "optim.weight_decay": 1e-4,
+        "optim.exclude_bias_norm_from_wd": False,  # SGD decays every parameter
         "optim.momentum": 0.9,
         "optim.schedule": "warmup_cosine",
         "optim.warmup_epochs": 0.0,
