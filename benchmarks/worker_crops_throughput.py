@@ -107,7 +107,7 @@ def main() -> None:
     print(
         f"{args.images} JPEGs 500x375 / 375x500, batch {args.batch}, {args.workers} workers, "
         f"{args.threads} main thread(s), CPU device, best of {args.repeats} interleaved passes; "
-        f"{os.cpu_count()} CPUs, load average before/after: {os.getloadavg()[0]:.1f}"
+        f"{os.cpu_count()} CPUs, 1-min load average at the end: {os.getloadavg()[0]:.1f}"
     )
     for name in ("old", "new"):
         rate, cpu_per = best[name]
