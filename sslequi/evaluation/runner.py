@@ -537,7 +537,8 @@ def evaluate_run(cfg: EvalConfig, progress_print: Callable[[str], None] = print)
     )
     for row in rows:
         row.run_status = run_status
-        if row.best_layer and row.metric in BEST_LAYER_SHOWN and row.split != cfg.train_split:
+        scored = row.split in cfg.eval_splits or row.split == "ood"  # not train / holdout
+        if row.best_layer and row.metric in BEST_LAYER_SHOWN and scored:
             progress_print(
                 f"best stage for {row.probe} {row.metric} on {row.split}: "
                 f"{row.protocol.part} ({row.value:.4f})"
