@@ -100,6 +100,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def online_probe_loss(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Cross-entropy of the online probe over the labelled images (label ≥ 0; unlabelled
+    sets such as STL-10's ``unlabeled`` split use -1), their correct count and their count.
+
+    A batch without labels gives a zero loss that keeps the graph; no host sync.
+    """
+    labelled = labels >= 0
+    per_image = F.cross_entropy(logits.float(), labels.clamp(min=0), reduction="none")
+    seen = labelled.sum()
+    loss = (per_image * labelled).sum() / seen.clamp(min=1)
+    correct = ((logits.argmax(1) == labels) & labelled).sum()
+    return loss, correct, seen
+
+
 @dataclass
 class DistInfo:
     """This process's place in the process group (rank 0 of 1 without one)."""
@@ -330,7 +344,7 @@ class Trainer:
         self._last_save_time = time.monotonic()
         # Per-step numbers stay on the device; they are read (one sync) when a window is logged.
         self._probe_correct: Tensor | float = 0.0
-        self._probe_seen = 0
+        self._probe_seen: Tensor | int = 0
         self._term_sums: dict[str, Tensor] = {}
         self._term_count = 0
 
@@ -455,10 +469,10 @@ class Trainer:
         loss = output.loss.float()
         total = loss
         if logits is not None:
-            probe_loss = F.cross_entropy(logits.float(), batch.labels)
+            probe_loss, correct, seen = online_probe_loss(logits, batch.labels)
             total = total + probe_loss
-            self._probe_correct = self._probe_correct + (logits.argmax(1) == batch.labels).sum()
-            self._probe_seen += batch.batch_size
+            self._probe_correct = self._probe_correct + correct
+            self._probe_seen = self._probe_seen + seen
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         grad_norm = None
@@ -512,7 +526,11 @@ class Trainer:
     def _flush_probe(self) -> dict[str, float]:
         if self._probe_seen == 0:
             return {}
-        accuracy = float(self._probe_correct) / self._probe_seen
+        seen = int(self._probe_seen)
+        if seen == 0:  # a window of unlabelled images only
+            self._probe_correct, self._probe_seen = 0.0, 0
+            return {}
+        accuracy = float(self._probe_correct) / seen
         self._probe_correct, self._probe_seen = 0.0, 0
         return {"probe/acc": accuracy}
 

@@ -237,3 +237,18 @@ def test_each_optimizer_takes_a_step(compose_cfg, name: str) -> None:
     optimizer.step()
     assert type(optimizer).__name__.lower() == name
     assert not torch.equal(before, model[0].weight)
+
+
+def test_online_probe_loss_skips_unlabelled_images() -> None:
+    from sslequi.train.trainer import online_probe_loss
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [5.0, -5.0]], requires_grad=True)
+    labels = torch.tensor([0, -1, 1])  # -1: unlabelled (STL-10's unlabeled split)
+    loss, correct, seen = online_probe_loss(logits, labels)
+    expected = (-torch.log_softmax(logits[0], 0)[0] - torch.log_softmax(logits[2], 0)[1]) / 2
+    assert loss.item() == pytest.approx(expected.item())
+    assert (int(correct), int(seen)) == (1, 2)
+    loss, correct, seen = online_probe_loss(logits, torch.full((3,), -1))
+    loss.backward()  # no labels: a zero loss that keeps the graph
+    assert loss.item() == 0.0 and int(seen) == 0 and int(correct) == 0
+    assert logits.grad is not None and not logits.grad.any()
