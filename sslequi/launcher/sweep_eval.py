@@ -118,15 +118,16 @@ def compose_eval_config(run_dir: str | Path, overrides: Sequence[str]) -> Any:
 
 def check_eval_request(overrides: Sequence[str]) -> Any:
     """Compose and check an evaluation request before anything runs; returns its config."""
-    from sslequi.evaluation.protocol import ALL_PROBES
+    from sslequi.evaluation.probes import load_probes
 
     cfg = compose_eval_config("<each run>", overrides)
-    unknown = [probe for probe in cfg.probes if probe not in ALL_PROBES]
+    registry = load_probes()  # the probes sslequi-eval runs, including any added by a file
+    unknown = [probe for probe in cfg.probes if probe not in registry]
     if unknown or not cfg.probes:
         raise EvalRequestError(
             f"evaluation probes {list(cfg.probes)}: "
             + (f"unknown {unknown}; " if unknown else "none given; ")
-            + f"available: {list(ALL_PROBES)}"
+            + f"available: {registry.names()}"
         )
     return cfg
 

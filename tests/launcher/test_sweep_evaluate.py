@@ -137,3 +137,14 @@ def test_collect_without_results_says_how_to_evaluate(
 ) -> None:
     assert sweep_cli.main(["collect", str(sweep)]) == 2
     assert f"sslequi-sweep evaluate {sweep}" in capsys.readouterr().err
+
+
+def test_eval_request_takes_its_probe_names_from_the_registry() -> None:
+    from sslequi.evaluation.probes import load_probes
+    from sslequi.launcher.sweep_eval import EvalRequestError, check_eval_request
+
+    names = load_probes().names()
+    assert list(check_eval_request([f"probes=[{','.join(names)}]"]).probes) == names
+    with pytest.raises(EvalRequestError, match=r"unknown \['nonsense'\]; available: \[") as error:
+        check_eval_request(["probes=[linear,nonsense]"])
+    assert all(name in str(error.value) for name in names)
