@@ -98,19 +98,28 @@ class Method(nn.Module, ABC):
     def representations(self) -> dict[str, Representation]:
         """What probes can read: ``full`` and the declared parts (slices of ``encode``); a
         method adds computed ones (a projector output, a capsule head, an aggregator).
-        Every backbone stage is one too (its map average-pooled; not probed by default)."""
+        Every backbone stage is one too (its map average-pooled; not probed by default), and
+        a method that overrides ``project`` gets ``projector`` (read by the orthogonality
+        probe; not probed by default)."""
         parts = self.parts()
         found = {"full": Representation("full", columns=slice(0, int(self.feature_dim)))}
         for name in ("invariant", "equivariant"):
             chosen = getattr(parts, name)
             if chosen is not None:
                 found[name] = Representation(name, columns=chosen)
+        if type(self).project is not Method.project:
+            found["projector"] = Representation("projector", compute=self.project, default=False)
         for stage in self.stages():
             source = cast(RepresentationSource, stage)
             found[stage] = Representation(
                 stage, compute=global_average_pool, source=source, default=False
             )
         return found
+
+    def project(self, y: Tensor) -> Tensor:
+        """The unit projector output ẑ = g(y)/‖g(y)‖ of backbone features ``y``; methods with
+        a contrastive projector override it (and so declare the ``projector`` representation)."""
+        raise NotImplementedError(f"{type(self).__name__} has no projector representation")
 
     @property
     def has_predictor(self) -> bool:

@@ -49,7 +49,7 @@ from sslequi.methods.distributed import gather
 from sslequi.methods.moco import MoCo
 from sslequi.methods.simclr import SimCLR
 from sslequi.registry import METHODS, RegistryError, register_method
-from sslequi.types import Batch, MethodSpec, Parts, Representation, StepOutput
+from sslequi.types import Batch, MethodSpec, Parts, StepOutput
 
 LossSubtype = Literal["infonce", "alignment", "uniformity"]
 BASES = ("simclr", "moco")
@@ -186,11 +186,6 @@ class CARE(Method):
 
     def encode(self, images: Tensor) -> Tensor:
         return self.base.encode(images)
-
-    def representations(self) -> dict[str, Representation]:
-        found = super().representations()
-        found["projector"] = Representation("projector", compute=self.project, default=False)
-        return found
 
     def project(self, y: Tensor) -> Tensor:
         """ẑ: the unit projection of backbone features (both losses live here)."""

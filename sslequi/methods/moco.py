@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from sslequi.methods.base import Method, MethodConfig
 from sslequi.methods.distributed import gather
 from sslequi.registry import register_method
-from sslequi.types import Batch, MethodSpec, Representation, StepOutput
+from sslequi.types import Batch, MethodSpec, StepOutput
 
 
 def moco_logits(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor:
@@ -142,11 +142,6 @@ class MoCo(Method):
 
     def spec(self) -> MethodSpec:
         return MethodSpec(num_views=2)
-
-    def representations(self) -> dict[str, Representation]:
-        found = super().representations()
-        found["projector"] = Representation("projector", compute=self.project, default=False)
-        return found
 
     def project(self, y: Tensor) -> Tensor:
         """ẑ = g_θ(y)/‖g_θ(y)‖, the query embedding of backbone features."""

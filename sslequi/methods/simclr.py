@@ -28,7 +28,7 @@ from sslequi.methods.distributed import gather
 from sslequi.methods.losses import cross_view_infonce
 from sslequi.models.heads import FINAL_BN, mlp_projector
 from sslequi.registry import register_method
-from sslequi.types import Batch, MethodSpec, Representation, StepOutput
+from sslequi.types import Batch, MethodSpec, StepOutput
 
 
 @dataclass
@@ -80,13 +80,6 @@ class SimCLR(Method):
 
     def spec(self) -> MethodSpec:
         return MethodSpec(num_views=2)
-
-    def representations(self) -> dict[str, Representation]:
-        """``full`` plus ``projector``: the unit projection ẑ = g(y)/‖g(y)‖ (not probed by
-        default; the orthogonality probe reads it)."""
-        found = super().representations()
-        found["projector"] = Representation("projector", compute=self.project, default=False)
-        return found
 
     def project(self, y: Tensor) -> Tensor:
         """ẑ = g(y)/‖g(y)‖ of backbone features y."""

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from sslequi.methods.base import Method, MethodConfig
 from sslequi.models.ema import EMA, cosine_momentum
 from sslequi.registry import register_method
-from sslequi.types import Batch, MethodSpec, Representation, StepOutput
+from sslequi.types import Batch, MethodSpec, StepOutput
 
 Z_A_BRANCHES = ("online", "target")
 
@@ -109,12 +109,6 @@ class TiCo(Method):
 
     def spec(self) -> MethodSpec:
         return MethodSpec(num_views=2)
-
-    def representations(self) -> dict[str, Representation]:
-        """``full`` plus ``projector``, the unit embedding z/‖z‖ (not probed by default)."""
-        found = super().representations()
-        found["projector"] = Representation("projector", compute=self.project, default=False)
-        return found
 
     def project(self, y: Tensor) -> Tensor:
         return F.normalize(self.projector(y), dim=1)
