@@ -259,39 +259,27 @@ def _run_entry(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _pretrain_and_evaluate(entry, root, budget, extra, stages, probes, resume)
+        seeded = Budget(budget.steps, budget.batch_size, entry.seed, budget.probe_epochs)
+        pretrain_s = eval_s = pretrain_cpu = eval_cpu = 0.0
+        if "pretrain" in stages:
+            print(f"=== {entry.run_dir.name}: pretraining ({entry.recipe}) ===", flush=True)
+            cpu = _cpu_seconds()
+            pretrain_s = pretrain_recipe(entry.recipe, root, entry.run_dir, seeded, extra, resume)
+            pretrain_cpu = _cpu_seconds() - cpu
+        if "evaluate" in stages:
+            chosen = list(probes) + (["mrr"] if entry.with_predictor else [])
+            chosen += ["agg_linear"] if has_aggregate(entry.recipe) else []
+            print(f"=== {entry.run_dir.name}: evaluating {', '.join(chosen)} ===", flush=True)
+            cpu = _cpu_seconds()
+            eval_s = evaluate(entry.run_dir, chosen, seeded)
+            eval_cpu = _cpu_seconds() - cpu
+        run = StudyRun(
+            entry.name, entry.seed, entry.run_dir, pretrain_s, eval_s, pretrain_cpu, eval_cpu
+        )
+        _record_timing(run, stages)
+        return run
     finally:
         torch.set_num_threads(previous_threads)  # in-process entries leave the caller as it was
-
-
-def _pretrain_and_evaluate(
-    entry: StudyEntry,
-    root: Path,
-    budget: Budget,
-    extra: tuple[str, ...],
-    stages: tuple[str, ...],
-    probes: tuple[str, ...],
-    resume: str,
-) -> StudyRun:
-    seeded = Budget(budget.steps, budget.batch_size, entry.seed, budget.probe_epochs)
-    pretrain_s = eval_s = pretrain_cpu = eval_cpu = 0.0
-    if "pretrain" in stages:
-        print(f"=== {entry.run_dir.name}: pretraining ({entry.recipe}) ===", flush=True)
-        cpu = _cpu_seconds()
-        pretrain_s = pretrain_recipe(entry.recipe, root, entry.run_dir, seeded, extra, resume)
-        pretrain_cpu = _cpu_seconds() - cpu
-    if "evaluate" in stages:
-        chosen = list(probes) + (["mrr"] if entry.with_predictor else [])
-        chosen += ["agg_linear"] if has_aggregate(entry.recipe) else []
-        print(f"=== {entry.run_dir.name}: evaluating {', '.join(chosen)} ===", flush=True)
-        cpu = _cpu_seconds()
-        eval_s = evaluate(entry.run_dir, chosen, seeded)
-        eval_cpu = _cpu_seconds() - cpu
-    run = StudyRun(
-        entry.name, entry.seed, entry.run_dir, pretrain_s, eval_s, pretrain_cpu, eval_cpu
-    )
-    _record_timing(run, stages)
-    return run
 
 
 def _record_timing(run: StudyRun, stages: tuple[str, ...]) -> None:
