@@ -222,22 +222,33 @@ def evaluate(run_dir: Path, probes: Sequence[str], budget: Budget) -> float:
 
 
 def evaluate_in_memory(
-    method: Any, root: Path, out_dir: Path, seed: int, probes: Sequence[str] = STUDY_PROBES
+    method: Any,
+    root: Path,
+    out_dir: Path,
+    seed: int,
+    probes: Sequence[str] = STUDY_PROBES,
+    dataset: Any = None,
+    **overrides: Any,
 ) -> list[ResultRow]:
     """Evaluate an in-memory ``Method`` on the rendered ``root`` with the study's protocol and
-    write ``out_dir/results.json`` (how ``benchmarks/reference_sie.py`` scores its models)."""
-    from sslequi.data.threedie import ThreeDIEBench, ThreeDIEConfig
+    write ``out_dir/results.json`` (how ``benchmarks/reference_sie.py`` scores its models).
+    ``dataset``: a registered dataset's config to read instead of ``3diebench`` at 64 px
+    (``benchmarks/reference_care.py``: ``render2d`` at 32 px); ``overrides``: EvalConfig
+    fields (e.g. ``probe={"orthogonality": {...}}``)."""
+    from sslequi.build import build_dataset
+    from sslequi.data.threedie import ThreeDIEConfig
     from sslequi.evaluation.results import append_results
     from sslequi.evaluation.runner import RunIdentity, evaluate_method
 
-    config = ThreeDIEConfig(root=str(root), resolution=64)
-    datasets = {split: ThreeDIEBench(config, split, 2) for split in ("train", "val")}
+    config = ThreeDIEConfig(root=str(root), resolution=64) if dataset is None else dataset
+    datasets = {split: build_dataset(config, split, 2) for split in ("train", "val")}
     identity = RunIdentity(
         run=out_dir.name,
         method=getattr(method.config, "name", type(method).__name__),
-        dataset=f"3diebench@{config.resolution}",
+        dataset=f"{config.name}@{config.resolution}",
     )
-    rows = evaluate_method(method, datasets, study_eval_config(probes, seed), identity)
+    cfg = study_eval_config(probes, seed, **overrides)
+    rows = evaluate_method(method, datasets, cfg, identity)
     out_dir.mkdir(parents=True, exist_ok=True)
     append_results(out_dir, rows)
     return rows
