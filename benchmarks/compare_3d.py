@@ -147,6 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help="what to run (report: the table of the runs already evaluated)",
     )
+    parser.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=None,
+        help="epochs of every trained probe head (default: each probe's own; a quick check, "
+        "not the study protocol; recorded in each result row's protocol)",
+    )
+    parser.add_argument(
+        "--probe-min-steps",
+        type=int,
+        default=None,
+        help="the small-set protocol's minimum optimiser steps per probe head (default 600; "
+        "recorded in each result row's protocol)",
+    )
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for every run")
     parser.add_argument(
         "--reference",
@@ -157,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    budget = Budget(args.steps, args.batch_size, args.seeds[0])
+    budget = Budget(
+        args.steps, args.batch_size, args.seeds[0], args.probe_epochs, args.probe_min_steps
+    )
     ensure_rendered(args.root, "small")
     stages = {"all": ("pretrain", "evaluate"), "report": ()}.get(args.stage, (args.stage,))
     before = load_average()

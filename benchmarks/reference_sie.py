@@ -375,7 +375,7 @@ def pretrain(
 def run_one(
     method: str, seed: int, args: argparse.Namespace, sampler: PairSampler, load_cpu: float
 ) -> RunRecord:
-    from sslequi.study import evaluate_in_memory
+    from sslequi.study import STUDY_PROBES, Budget, evaluate_in_memory, probe_overrides
 
     name = f"reference_{method}"
     run_dir = args.out.resolve() / f"{name}_s{seed}"
@@ -412,8 +412,10 @@ def run_one(
     print(f"=== {run_dir.name}: evaluating ===", flush=True)
     adapter = ReferenceMethod(backbone, name, split=method == "sie")
     cpu, wall = time.process_time(), time.perf_counter()
-    probes = {} if args.probes is None else {"probes": tuple(args.probes)}
-    evaluate_in_memory(adapter, args.root.resolve(), run_dir, seed, **probes)
+    probes = STUDY_PROBES if args.probes is None else tuple(args.probes)
+    budget = Budget(args.steps, args.batch_size, seed, args.probe_epochs, args.probe_min_steps)
+    overrides = probe_overrides(budget, probes)  # {} unless --probe-epochs / --probe-min-steps
+    evaluate_in_memory(adapter, args.root.resolve(), run_dir, seed, probes, **overrides)
     eval_cpu, eval_wall = time.process_time() - cpu, time.perf_counter() - wall
     record = RunRecord(
         name=name,
@@ -492,6 +494,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--probes", nargs="+", default=None, help="default: the study's (sslequi.study)"
+    )
+    parser.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=None,
+        help="epochs of every trained probe head (default: each probe's own; a quick check, "
+        "not the study protocol; recorded in each result row's protocol)",
+    )
+    parser.add_argument(
+        "--probe-min-steps",
+        type=int,
+        default=None,
+        help="the small-set protocol's minimum optimiser steps per probe head (default 600; "
+        "recorded in each result row's protocol)",
     )
     args = parser.parse_args(argv)
 

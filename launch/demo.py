@@ -46,10 +46,24 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads per job (default: $OMP_NUM_THREADS if set, else the cores shared "
         "out between the jobs)",
     )
+    parser.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=None,
+        help="epochs of every trained probe head (default: each probe's own; a quick check, "
+        "not the study protocol; recorded in each result row's protocol)",
+    )
+    parser.add_argument(
+        "--probe-min-steps",
+        type=int,
+        default=None,
+        help="the small-set protocol's minimum optimiser steps per probe head (default 600; "
+        "recorded in each result row's protocol)",
+    )
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for every run")
     args = parser.parse_args(argv)
     threads = threads_per_job(args.jobs, args.threads)
-    budget = Budget(args.steps, args.batch_size, args.seed)
+    budget = Budget(args.steps, args.batch_size, args.seed, args.probe_epochs, args.probe_min_steps)
     ensure_rendered(args.root, "small")
     runs = run_study(
         {name: RECIPES[name] for name in args.methods},

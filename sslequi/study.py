@@ -17,7 +17,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -87,12 +87,37 @@ def has_predictor(recipe: str) -> bool:
 
 @dataclass(frozen=True)
 class Budget:
-    """What every method in a study gets."""
+    """What every method in a study gets. The probe fields shorten every trained probe
+    head (None: the evaluation protocol's own settings); each row's protocol records the
+    epochs, minimum and actual steps its head ran."""
 
     steps: int
     batch_size: int
     seed: int
-    probe_epochs: int = 100
+    probe_epochs: int | None = None  # epochs of every trained probe head
+    probe_min_steps: int | None = None  # the small-set protocol's minimum steps S per head
+
+    def __post_init__(self) -> None:
+        if self.probe_epochs is not None and self.probe_epochs < 1:
+            raise ValueError(f"probe epochs must be ≥ 1, got {self.probe_epochs}")
+        if self.probe_min_steps is not None and self.probe_min_steps < 0:
+            raise ValueError(f"probe min steps must be ≥ 0, got {self.probe_min_steps}")
+
+
+def probe_overrides(budget: Budget, probes: Sequence[str]) -> dict[str, Any]:
+    """EvalConfig overrides for ``budget``'s probe fields (``{}`` when both are None)."""
+    from sslequi.evaluation.protocol import HeadTraining, ProbeSettings
+
+    probe: dict[str, Any] = {}
+    if budget.probe_epochs is not None:
+        defaults = ProbeSettings()
+        for name in probes:
+            if isinstance(getattr(defaults, name, None), HeadTraining):
+                probe[name] = {"epochs": budget.probe_epochs}
+    if budget.probe_min_steps is not None:
+        steps = budget.probe_min_steps
+        probe["small_set"] = {"min_steps": steps, "linear_min_steps": steps}
+    return {"probe": probe} if probe else {}
 
 
 @dataclass(frozen=True)
@@ -215,7 +240,7 @@ def evaluate(run_dir: Path, probes: Sequence[str], budget: Budget) -> float:
     """Run the evaluation suite's ``probes`` on ``run_dir``; return wall seconds."""
     from sslequi.evaluation.runner import evaluate_run
 
-    cfg = study_eval_config(probes, budget.seed, run_dir)
+    cfg = study_eval_config(probes, budget.seed, run_dir, **probe_overrides(budget, probes))
     start = time.perf_counter()
     evaluate_run(cfg, progress_print=lambda text: None)
     return time.perf_counter() - start
@@ -270,7 +295,7 @@ def _run_entry(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        seeded = Budget(budget.steps, budget.batch_size, entry.seed, budget.probe_epochs)
+        seeded = replace(budget, seed=entry.seed)
         pretrain_s = eval_s = pretrain_cpu = eval_cpu = 0.0
         if "pretrain" in stages:
             print(f"=== {entry.run_dir.name}: pretraining ({entry.recipe}) ===", flush=True)
@@ -422,11 +447,18 @@ def protocol_line(budget: Budget, data: str, seeds: Sequence[int] | None = None)
     """The protocol every number of a study was measured under, dated."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     seed_text = ", ".join(str(s) for s in (seeds or (budget.seed,)))
+    shortened = [
+        f"{name} {value}"
+        for name, value in (("epochs", budget.probe_epochs), ("min steps", budget.probe_min_steps))
+        if value is not None
+    ]
+    heads = f" (probe heads shortened: {', '.join(shortened)})" if shortened else ""
     return (
         f"{stamp}; {data}; the `<method>_3diebench_cpu` recipes (ResNet-18 width 1/4, 128-d, "
         f"ImageNet stem, 64 px, Adam 3e-3, ~512-wide projectors per part); batch "
         f"{budget.batch_size}; {budget.steps} steps; seeds {seed_text}; probes on frozen "
-        "eval-mode features under the size-chosen protocol (docs/evaluation.md); val split."
+        f"eval-mode features under the size-chosen protocol (docs/evaluation.md){heads}; "
+        "val split."
     )
 
 

@@ -6,16 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from sslequi.data.render.generate import RenderConfig, generate
 from sslequi.evaluation.results import load_results
 from sslequi.study import (
+    STUDY_PROBES,
     Budget,
     discover_recipes,
     ensure_rendered,
     group_runs,
     headline_table,
     plan_study,
+    probe_overrides,
+    protocol_line,
     run_study,
+    study_eval_config,
 )
 
 
@@ -25,32 +28,6 @@ def test_partial_render_is_refused(tmp_path: Path) -> None:
     (root / "train_images.npy").write_bytes(b"")
     with pytest.raises(FileExistsError, match="interrupted render"):
         ensure_rendered(root, "tiny")
-
-
-def test_study_end_to_end_table(tmp_path: Path) -> None:
-    root = tmp_path / "render"
-    generate(RenderConfig.from_preset("tiny", root, objects_per_class=8, progress=False))
-    ensure_rendered(root, "tiny")  # complete: nothing is rendered again
-    budget = Budget(steps=2, batch_size=4, seed=0, probe_epochs=2)
-    runs = run_study(
-        {"vicreg": "vicreg_3diebench_cpu", "sie": "sie_3diebench_cpu"},
-        root,
-        tmp_path / "out",
-        budget,
-        with_predictor=("sie",),
-        extra=("logger.mode=disabled", "dataset.resolution=32", "method.projector=32-32"),
-    )
-    assert [r.name for r in runs] == ["vicreg", "sie"]
-    sie_probes = {row.probe for row in load_results(runs[1].run_dir)}
-    assert {"linear", "rotation", "color", "mrr"} <= sie_probes
-    assert "mrr" not in {row.probe for row in load_results(runs[0].run_dir)}
-    table = headline_table({r.name: r.run_dir for r in runs}).splitlines()
-    assert table[0].startswith("| method | seeds | top-1 | rot R² global")
-    vicreg_row, sie_row = table[2].split(" | "), table[3].split(" | ")
-    assert vicreg_row[-1].strip(" |") == "–"  # no predictor: no H@1
-    assert sie_row[-1].strip(" |") != "–"
-    assert "rot R² global 0." in table[-1]  # the constant-predictor floor is printed
-    assert (tmp_path / "out" / "comparison.md").is_file()
 
 
 def test_recipes_are_discovered_and_seeds_planned(tmp_path: Path) -> None:
@@ -75,16 +52,36 @@ def test_recipes_are_discovered_and_seeds_planned(tmp_path: Path) -> None:
     assert not by_name["vicreg_s0"].with_predictor and by_name["sie_nopvar"].with_predictor
     one = plan_study({"sie": recipes["sie"]}, tmp_path, seeds=(3,))
     assert [(e.run_dir.name, e.seed, e.single_seed) for e in one] == [("sie", 3, False)]
+    named = plan_study(chosen, tmp_path, seeds=(0,), with_predictor=("vicreg",))
+    assert [e.with_predictor for e in named] == [False, True, False]  # as named, not detected
 
 
-def test_multi_seed_study_in_two_jobs_gives_mean_and_std(tmp_path: Path) -> None:
-    root = tmp_path / "render"
-    generate(RenderConfig.from_preset("tiny", root, objects_per_class=8, progress=False))
-    budget = Budget(steps=2, batch_size=4, seed=0, probe_epochs=2)
+def test_probe_budget_becomes_eval_overrides() -> None:
+    quick = Budget(steps=2, batch_size=4, seed=0, probe_epochs=3, probe_min_steps=5)
+    assert probe_overrides(quick, ("linear", "rotation", "mrr", "knn")) == {
+        "probe": {
+            "linear": {"epochs": 3},
+            "rotation": {"epochs": 3},  # mrr and knn train no head
+            "small_set": {"min_steps": 5, "linear_min_steps": 5},
+        }
+    }
+    assert probe_overrides(Budget(steps=2, batch_size=4, seed=0), STUDY_PROBES) == {}
+    cfg = study_eval_config(STUDY_PROBES, 0, **probe_overrides(quick, STUDY_PROBES))
+    assert cfg.probe.rot90.epochs == 3 and cfg.probe.color.epochs == 3
+    assert cfg.probe.small_set.min_steps == 5 and cfg.probe.small_set.linear_min_steps == 5
+    assert "probe heads shortened: epochs 3, min steps 5" in protocol_line(quick, "tiny")
+    with pytest.raises(ValueError, match="probe epochs must be ≥ 1"):
+        Budget(steps=2, batch_size=4, seed=0, probe_epochs=0)
+    with pytest.raises(ValueError, match="probe min steps must be ≥ 0"):
+        Budget(steps=2, batch_size=4, seed=0, probe_min_steps=-1)
+
+
+def test_multi_seed_study_in_two_jobs_gives_mean_and_std(tmp_path: Path, tiny_render: Path) -> None:
+    budget = Budget(steps=2, batch_size=4, seed=0, probe_epochs=2, probe_min_steps=0)
     out = tmp_path / "out"
     runs = run_study(
         {"vicreg": "vicreg_3diebench_cpu", "simclr": "simclr_3diebench_cpu"},
-        root,
+        tiny_render,
         out,
         budget,
         extra=("logger.mode=disabled", "dataset.resolution=32", "method.projector=32-32"),
@@ -130,18 +127,31 @@ TINY = ["logger.mode=disabled", "dataset.resolution=32", "method.projector=32-32
 
 
 def test_demo_and_compare_3d_commands_run_at_tiny_scale(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_render: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The README's demo and study commands, with tiny data and budgets."""
-    root = tmp_path / "render"
-    generate(RenderConfig.from_preset("tiny", root, objects_per_class=8, progress=False))
+    """The README's demo and study commands, with tiny data, budgets and probe heads."""
     demo = _script("launch/demo.py")
-    args = ["--root", str(root), "--steps", "2", "--batch-size", "4", "--jobs", "1"]
-    assert (
-        demo.main([*args, "--threads", "1", "--out", str(tmp_path / "demo"), "--extra", *TINY]) == 0
-    )  # type: ignore[attr-defined]
+    args = ["--root", str(tiny_render), "--steps", "2", "--batch-size", "4", "--jobs", "1"]
+    args += ["--probe-epochs", "2", "--probe-min-steps", "0"]  # every number: 2-epoch heads
+    demo_out = tmp_path / "demo"
+    assert demo.main([*args, "--threads", "1", "--out", str(demo_out), "--extra", *TINY]) == 0  # type: ignore[attr-defined]
     printed = capsys.readouterr().out
-    assert "| vicreg | 1 |" in printed and "| sie | 1 |" in printed and "CPU-min" in printed
+    assert "rendering" not in printed  # the complete render is not rendered again
+    assert "CPU-min" in printed and "probe heads shortened: epochs 2, min steps 0" in printed
+    table = printed[printed.index("| method | seeds | top-1 | rot R² global") :].splitlines()
+    vicreg_row, sie_row = table[2].split(" | "), table[3].split(" | ")
+    assert vicreg_row[:2] == ["| vicreg", "1"] and sie_row[:2] == ["| sie", "1"]
+    assert vicreg_row[-1].strip(" |") == "–"  # no predictor: no H@1
+    assert sie_row[-1].strip(" |") != "–"
+    assert "rot R² global 0." in printed  # the constant-predictor floor is printed
+    assert (demo_out / "comparison.md").is_file()
+    vicreg_rows, sie_rows = load_results(demo_out / "vicreg"), load_results(demo_out / "sie")
+    assert {"linear", "rotation", "color", "rot90", "mrr"} <= {row.probe for row in sie_rows}
+    assert "mrr" not in {row.probe for row in vicreg_rows}
+    assert {"full", "invariant", "equivariant"} <= {row.protocol.part for row in sie_rows}
+    trained = [r for r in vicreg_rows + sie_rows if r.probe != "mrr"]
+    assert {(r.protocol.epochs, r.protocol.min_steps) for r in trained} == {(2, 0)}
+
     compare_3d = _script("benchmarks/compare_3d.py")
     out = tmp_path / "study"
     code = compare_3d.main(  # type: ignore[attr-defined]
@@ -165,6 +175,7 @@ def test_demo_and_compare_3d_commands_run_at_tiny_scale(
     summary = (out / "summary.md").read_text()
     assert "render" in summary  # names the dataset it ran on
     assert "SIE − VICReg rotation r2_global" in summary and "hypernetwork" in summary
+    assert "probe heads shortened: epochs 2, min steps 0" in summary
     assert sorted(p.name for p in out.iterdir() if (p / "results.json").is_file()) == [
         "sie_s0",
         "sie_s1",
