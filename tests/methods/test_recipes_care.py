@@ -155,7 +155,9 @@ STUDY_ROWS = {
     "care_render2d_cpu": "care_cifar10_cpu",
     "simclr_render2d_cpu": "simclr_care_cifar10_cpu",
 }
-TESTED_RECIPES: set[str] = set(RECIPES) | set(CPU_VARIANTS) | set(STUDY_ROWS)
+# the study's RotNet row: rotnet_cifar10_cpu (its SGD LR table, methods.md §12) on render2d
+ROTNET_ROW = "rotnet_render2d_cpu"
+TESTED_RECIPES: set[str] = set(RECIPES) | set(CPU_VARIANTS) | set(STUDY_ROWS) | {ROTNET_ROW}
 # the harness's CPU scale; everything else is the recipe's
 SCALE_KEYS = (
     "backbone.",
@@ -301,3 +303,13 @@ def test_study_rows_keep_their_cpu_recipe_on_render2d(row: str) -> None:
     _check(cfg, {"dataset.name": "render2d", "dataset.resolution": 32, "optim.lr": 3e-3}, row)
     with torch.device("meta"):
         assert build_method(resolve_config(cfg)).feature_dim == 64
+
+
+def test_rotnet_study_row_keeps_its_cpu_recipe_on_render2d() -> None:
+    base = _compose("rotnet_cifar10_cpu")
+    cfg = _compose(ROTNET_ROW)
+    for key in ("method", "augment", "backbone", "optim", "train.batch_size", "train.steps"):
+        assert _value(cfg, key) == _value(base, key), key
+    _check(cfg, {"dataset.name": "render2d", "dataset.resolution": 32, "optim.lr": 0.1}, ROTNET_ROW)
+    with torch.device("meta"):
+        assert build_method(resolve_config(cfg)).feature_dim == 64  # the CARE / SimCLR rows' y

@@ -46,6 +46,7 @@ def test_compare_2d_runs_at_tiny_scale(tmp_path: Path) -> None:
     module = _script("benchmarks/compare_2d.py")
     assert module.discover_recipes() == {  # type: ignore[attr-defined]
         "care": "care_render2d_cpu",
+        "rotnet": "rotnet_render2d_cpu",
         "simclr": "simclr_render2d_cpu",
     }
     out = tmp_path / "study"
@@ -59,6 +60,7 @@ def test_compare_2d_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert code == 0
     summary = (out / "summary.md").read_text()
     assert "| care | 2 |" in summary and "| simclr | 2 |" in summary
+    assert "| rotnet | 2 |" in summary and "RotNet rot90 accuracy" in summary
     assert "full residual (all): CARE" in summary and "top-1: CARE" in summary
     rows = load_results(out / "care_s0")
     metrics = {(r.probe, r.metric) for r in rows if r.split == "val"}
@@ -66,3 +68,6 @@ def test_compare_2d_runs_at_tiny_scale(tmp_path: Path) -> None:
     residual = next(r for r in rows if r.metric == "residual_all" and r.split == "val")
     assert residual.floor is not None and residual.protocol.part == "full"
     assert "n=32 images/draw" in residual.protocol.extra  # 2d with d = 16
+
+    rotnet = {(r.probe, r.metric) for r in load_results(out / "rotnet_s0") if r.split == "val"}
+    assert ("rot90", "accuracy") in rotnet and ("linear", "top1") in rotnet
