@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from sslequi.actions import compute_actions
-from sslequi.data.render.generate import RenderConfig, generate
 from sslequi.evaluation.results import load_results
 from sslequi.study import group_runs, headline_table
 
@@ -99,12 +98,13 @@ def test_quaternion_matches_the_harness_action(ref: ModuleType) -> None:
     np.testing.assert_allclose(ours, harness.numpy(), atol=1e-12)  # signs included
 
 
-def test_main_at_tiny_scale(ref: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    root = tmp_path / "render"
-    generate(RenderConfig.from_preset("tiny", root, objects_per_class=8, progress=False))
+def test_main_at_tiny_scale(
+    ref: ModuleType, tmp_path: Path, tiny_render: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "out"
-    argv = ["--root", str(root), "--out", str(out), "--seeds", "0", "--steps", "2"]
+    argv = ["--root", str(tiny_render), "--out", str(out), "--seeds", "0", "--steps", "2"]
     argv += ["--batch-size", "4", "--log-every", "1", "--probes", "linear", "rotation"]
+    argv += ["--probe-epochs", "2", "--probe-min-steps", "0"]
     assert ref.main(argv) == 0
 
     manifest = json.loads((out / "study.json").read_text())
@@ -118,6 +118,7 @@ def test_main_at_tiny_scale(ref: ModuleType, tmp_path: Path, capsys: pytest.Capt
         assert any(r.probe == "linear" and r.metric == "top1" for r in rows)
         assert any(r.probe == "rotation" and r.metric == "r2_global" for r in rows)
         assert {r.method for r in rows} == {name}
+        assert {(r.protocol.epochs, r.protocol.min_steps) for r in rows} == {(2, 0)}
     sie_parts = {r.protocol.part for r in load_results(out / "reference_sie_s0")}
     assert {"full", "invariant", "equivariant"} <= sie_parts
     assert {r.protocol.part for r in load_results(out / "reference_vicreg_s0")} == {"full"}
