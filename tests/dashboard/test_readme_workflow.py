@@ -96,7 +96,12 @@ def test_readme_sweep_evaluate_dashboard(tmp_path: Path) -> None:
         for recipe in ("sie", "vicreg")
         for seed in (0, 1)
     ]
-    assert manifest.evaluate == ["probes=[linear,rotation,color]", "parts=[full]"]
+    assert manifest.evaluate == [
+        "probes=[linear,rotation,color]",
+        "parts=[full]",
+        "probe.small_set.min_steps=0",
+        "probe.small_set.linear_min_steps=0",
+    ]
 
     # Evaluated by the jobs (linear, rotation, color) and by sslequi-sweep evaluate (knn).
     for run in manifest.runs:
@@ -106,6 +111,8 @@ def test_readme_sweep_evaluate_dashboard(tmp_path: Path) -> None:
         assert {row.probe for row in rows} == {"linear", "rotation", "color", "knn"}
         assert {row.protocol.part for row in rows if row.probe != "knn"} == {"full"}
         assert sorted({row.evaluation for row in rows}) == [1, 2]
+        trained = [row for row in rows if row.probe != "knn"]  # the jobs' shortened heads
+        assert {row.protocol.min_steps for row in trained} == {0}
         status = read_eval_status(run_dir)
         assert status is not None and status.state == "completed"
 
