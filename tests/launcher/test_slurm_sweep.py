@@ -54,12 +54,14 @@ def _sweep_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     return env
 
 
-def _wait_until(predicate, timeout_s: float, what: str) -> None:
+def _wait_until(predicate, timeout_s: float, what: str, every_s: float = 0.2) -> None:
+    """Poll ``predicate``; a predicate that runs ``sacct`` starts a Python process (about
+    0.05 CPU-s), so the long waits poll once a second, beside the jobs on the same cores."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+        time.sleep(every_s)
 
 
 def test_slurm_sweep_is_one_array_submitted_without_waiting(
@@ -116,7 +118,7 @@ def test_slurm_sweep_is_one_array_submitted_without_waiting(
     def done() -> bool:
         return all(s.scheduler_state in fake_slurm.TERMINAL for s in sweep_status(manifest))
 
-    _wait_until(done, 300, "the sweep to finish")
+    _wait_until(done, 300, "the sweep to finish", every_s=1.0)
     statuses = sweep_status(manifest)
     assert [s.state for s in statuses] == ["completed", "completed"], [s.reason for s in statuses]
     assert [s.scheduler_state for s in statuses] == ["COMPLETED", "COMPLETED"]
@@ -201,7 +203,7 @@ def test_slurm_job_requeues_itself_on_usr2_and_resumes(
     def finished() -> bool:
         return sweep_status(manifest)[0].scheduler_state in fake_slurm.TERMINAL
 
-    _wait_until(finished, 300, "the requeued job to finish")
+    _wait_until(finished, 300, "the requeued job to finish", every_s=1.0)
     (status,) = sweep_status(manifest)
     info = RunDir(run_dir, writer=False).read_info()
     assert info is not None
