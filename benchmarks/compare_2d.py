@@ -115,8 +115,9 @@ def study_checks(groups: dict[str, list[Path]]) -> str:
     if rotations:
         met = "met" if _mean(rotations) >= 0.9 else "not met"
         lines.append(
-            f"RotNet rot90 accuracy {_mean(rotations):.3f} ± {_std(rotations):.3f} over "
-            f"{len(rotations)} seed(s) (target ≥ 0.90: {met})"
+            f"RotNet rot90 accuracy {_mean(rotations):.3f}"
+            + (f" ± {_std(rotations):.3f}" if len(rotations) > 1 else "")
+            + f" over {len(rotations)} seed(s) (target ≥ 0.90: {met})"
         )
     care, simclr = groups.get("care", []), groups.get("simclr", [])
     if not (care and simclr):
