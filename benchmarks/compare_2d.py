@@ -7,7 +7,7 @@ objects × 12 views, rendered into ``--root`` if missing) read by the ``render2d
 every view of an object is one image with its class label, the objects' train/val split
 kept (4,608 / 1,152 images), at 32 px. The ``<method>_render2d_cpu`` recipes: ResNet-18 at
 width 1/8 with the CIFAR stem (64-d), CARE's InfoNCE views (and for CARE its chunk-shared
-equivariance views, chunks of 16), head 64 → 128 → 128, NT-Xent τ 0.5, Adam 3e-3; RotNet
+equivariance views, chunks of 16, λ 0.3), head 64 → 128 → 128, NT-Xent τ 0.5, Adam 3e-3; RotNet
 (``rotnet_render2d_cpu``): the same backbone, every image in its four rotations, SGD 0.1
 with §12's LR table; 300 steps × batch 64, one torch thread per run; seeds 0, 1, 2. Probes on
 frozen eval-mode features: linear top-1 (size-chosen protocol, docs/evaluation.md), kNN,
@@ -156,7 +156,7 @@ def protocol_line(budget: Budget, seeds: Sequence[int], root: Path) -> str:
     return (
         f"{stamp}; built-in renders read as 2D images (render2d, {root.name}, 32 px); the "
         "`<method>_render2d_cpu` recipes (ResNet-18 width 1/8, CIFAR stem, 64-d; head "
-        "64 → 128 → 128; NT-Xent τ 0.5; CARE λ 0.03, chunks of 16; Adam 3e-3; RotNet: "
+        "64 → 128 → 128; NT-Xent τ 0.5; CARE λ 0.3, chunks of 16; Adam 3e-3; RotNet: "
         f"linear rotation head, SGD 0.1 with §12's LR table); batch "
         f"{budget.batch_size}; {budget.steps} steps; seeds {', '.join(map(str, seeds))}; "
         "probes on frozen eval-mode features (linear: size-chosen protocol; orthogonality: "
