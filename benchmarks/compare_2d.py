@@ -49,7 +49,9 @@ from sslequi.study import (  # noqa: E402
     headline_table,
     load_average,
     metric_values,
+    probe_overrides,
     run_study,
+    shortened_heads,
     study_eval_config,
     timing_summary,
 )
@@ -161,7 +163,7 @@ def protocol_line(budget: Budget, seeds: Sequence[int], root: Path) -> str:
         f"{budget.batch_size}; {budget.steps} steps; seeds {', '.join(map(str, seeds))}; "
         "probes on frozen eval-mode features (linear: size-chosen protocol; orthogonality: "
         "CARE's augmentation group, 20 draws per family, n = 2d images per draw, floor = "
-        "rows permuted); val split."
+        f"rows permuted){shortened_heads(budget)}; val split."
     )
 
 
@@ -185,9 +187,25 @@ def main(argv: list[str] | None = None) -> int:
         help="representations the orthogonality probe scores",
     )
     parser.add_argument("--preset", default="small", help="render preset if --root is missing")
+    parser.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=None,
+        help="epochs of every trained probe head (default: each probe's own; a quick check, "
+        "not the study protocol; recorded in each result row's protocol)",
+    )
+    parser.add_argument(
+        "--probe-min-steps",
+        type=int,
+        default=None,
+        help="the small-set protocol's minimum optimiser steps per probe head (default 600; "
+        "recorded in each result row's protocol)",
+    )
     args = parser.parse_args(argv)
 
-    budget = Budget(args.steps, args.batch_size, args.seeds[0])
+    budget = Budget(
+        args.steps, args.batch_size, args.seeds[0], args.probe_epochs, args.probe_min_steps
+    )
     ensure_rendered(args.root, args.preset)
     chosen = {name: recipes[name] for name in args.methods}
     before = load_average()
@@ -211,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     groups = group_runs(args.out)
     manifest = json.loads((args.out / "study.json").read_text())
     if args.stage in ("all", "evaluate"):
-        overrides = {"probe": {"orthogonality": {"parts": list(args.orthogonality_parts)}}}
+        shortened = probe_overrides(budget, PROBES).get("probe", {})
+        overrides = {
+            "probe": {"orthogonality": {"parts": list(args.orthogonality_parts)}, **shortened}
+        }
         dirs = [args.out / entry["run_dir"] for entry in manifest]
         evaluate_runs(dirs, [entry["seed"] for entry in manifest], overrides)
     evaluated = {

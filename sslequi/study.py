@@ -104,6 +104,16 @@ class Budget:
             raise ValueError(f"probe min steps must be ≥ 0, got {self.probe_min_steps}")
 
 
+def shortened_heads(budget: Budget) -> str:
+    """`` (probe heads shortened: …)`` for a protocol line, or ``""`` at the protocol's own."""
+    shortened = [
+        f"{name} {value}"
+        for name, value in (("epochs", budget.probe_epochs), ("min steps", budget.probe_min_steps))
+        if value is not None
+    ]
+    return f" (probe heads shortened: {', '.join(shortened)})" if shortened else ""
+
+
 def probe_overrides(budget: Budget, probes: Sequence[str]) -> dict[str, Any]:
     """EvalConfig overrides for ``budget``'s probe fields (``{}`` when both are None)."""
     from sslequi.evaluation.protocol import HeadTraining, ProbeSettings
@@ -447,12 +457,7 @@ def protocol_line(budget: Budget, data: str, seeds: Sequence[int] | None = None)
     """The protocol every number of a study was measured under, dated."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     seed_text = ", ".join(str(s) for s in (seeds or (budget.seed,)))
-    shortened = [
-        f"{name} {value}"
-        for name, value in (("epochs", budget.probe_epochs), ("min steps", budget.probe_min_steps))
-        if value is not None
-    ]
-    heads = f" (probe heads shortened: {', '.join(shortened)})" if shortened else ""
+    heads = shortened_heads(budget)
     return (
         f"{stamp}; {data}; the `<method>_3diebench_cpu` recipes (ResNet-18 width 1/4, 128-d, "
         f"ImageNet stem, 64 px, Adam 3e-3, ~512-wide projectors per part); batch "

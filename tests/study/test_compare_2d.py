@@ -55,16 +55,20 @@ def test_compare_2d_runs_at_tiny_scale(tmp_path: Path) -> None:
             "--root", str(root), "--out", str(out), "--steps", "2", "--batch-size", "16",
             "--seeds", "0", "1", "--orthogonality-parts", "full",
             "--extra", "backbone.width_multiplier=0.03125",
+            "--probe-epochs", "2", "--probe-min-steps", "0",
         ]
     )  # fmt: skip
     assert code == 0
     summary = (out / "summary.md").read_text()
+    assert "probe heads shortened: epochs 2, min steps 0" in summary
     assert "| care | 2 |" in summary and "| simclr | 2 |" in summary
     assert "| rotnet | 2 |" in summary and "RotNet rot90 accuracy" in summary
     assert "full residual (all): CARE" in summary and "top-1: CARE" in summary
     rows = load_results(out / "care_s0")
     metrics = {(r.probe, r.metric) for r in rows if r.split == "val"}
     assert ("linear", "top1") in metrics and ("orthogonality", "residual_crop") in metrics
+    linear = next(r for r in rows if r.probe == "linear" and r.split == "val")
+    assert linear.protocol.epochs == 2 and linear.protocol.min_steps == 0  # the quick heads
     residual = next(r for r in rows if r.metric == "residual_all" and r.split == "val")
     assert residual.floor is not None and residual.protocol.part == "full"
     assert "n=32 images/draw" in residual.protocol.extra  # 2d with d = 16
