@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, cast
+from typing import ClassVar, Protocol, cast, runtime_checkable
 
 from torch import Tensor, nn
 
@@ -40,6 +40,15 @@ class MethodConfig:
     """Fields shared by every method's typed config (each method subclasses this)."""
 
     name: str = "???"
+
+
+@runtime_checkable
+class ProjectsFeatures(Protocol):
+    """A method with a contrastive projector: it declares the ``projector`` representation."""
+
+    def project(self, y: Tensor) -> Tensor:
+        """The unit projector output ẑ = g(y)/‖g(y)‖ of backbone features ``y``."""
+        ...
 
 
 class Method(nn.Module, ABC):
@@ -99,15 +108,15 @@ class Method(nn.Module, ABC):
         """What probes can read: ``full`` and the declared parts (slices of ``encode``); a
         method adds computed ones (a projector output, a capsule head, an aggregator).
         Every backbone stage is one too (its map average-pooled; not probed by default), and
-        a method that overrides ``project`` gets ``projector`` (read by the orthogonality
-        probe; not probed by default)."""
+        a method with ``project`` (``ProjectsFeatures``) gets ``projector`` (read by the
+        orthogonality probe; not probed by default)."""
         parts = self.parts()
         found = {"full": Representation("full", columns=slice(0, int(self.feature_dim)))}
         for name in ("invariant", "equivariant"):
             chosen = getattr(parts, name)
             if chosen is not None:
                 found[name] = Representation(name, columns=chosen)
-        if type(self).project is not Method.project:
+        if isinstance(self, ProjectsFeatures):
             found["projector"] = Representation("projector", compute=self.project, default=False)
         for stage in self.stages():
             source = cast(RepresentationSource, stage)
@@ -115,11 +124,6 @@ class Method(nn.Module, ABC):
                 stage, compute=global_average_pool, source=source, default=False
             )
         return found
-
-    def project(self, y: Tensor) -> Tensor:
-        """The unit projector output ẑ = g(y)/‖g(y)‖ of backbone features ``y``; methods with
-        a contrastive projector override it (and so declare the ``projector`` representation)."""
-        raise NotImplementedError(f"{type(self).__name__} has no projector representation")
 
     @property
     def has_predictor(self) -> bool:

@@ -83,3 +83,20 @@ def test_few_steps_on_synthetic_give_finite_losses(case: str, tiny_backbone) -> 
         opt.zero_grad()
         out.loss.backward()
         opt.step()
+
+
+def test_only_methods_with_a_projector_declare_the_projector_representation() -> None:
+    from sslequi.methods.base import ProjectsFeatures
+    from sslequi.methods.simclr import SimCLR, SimCLRConfig
+    from sslequi.methods.vicreg import VICReg, VICRegConfig
+    from tests.methods.conftest import TinyBackbone
+
+    simclr = SimCLR(SimCLRConfig(projector="32-8"), TinyBackbone(16), 16)
+    vicreg = VICReg(VICRegConfig(projector="32-8"), TinyBackbone(16), 16)
+    assert isinstance(simclr, ProjectsFeatures) and not isinstance(vicreg, ProjectsFeatures)
+    assert "projector" not in vicreg.representations()
+    projector = simclr.representations()["projector"]
+    assert not projector.default  # read by the orthogonality probe, not probed by default
+    unit = projector.compute(torch.randn(5, 16))  # type: ignore[misc]
+    assert unit.shape == (5, 8)
+    torch.testing.assert_close(unit.norm(dim=1), torch.ones(5))
