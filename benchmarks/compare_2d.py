@@ -44,6 +44,7 @@ from sslequi.study import (  # noqa: E402
     DEFAULT_SEEDS,
     Budget,
     StudyRun,
+    add_probe_budget_arguments,
     ensure_rendered,
     group_runs,
     headline_table,
@@ -187,20 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         help="representations the orthogonality probe scores",
     )
     parser.add_argument("--preset", default="small", help="render preset if --root is missing")
-    parser.add_argument(
-        "--probe-epochs",
-        type=int,
-        default=None,
-        help="epochs of every trained probe head (default: each probe's own; a quick check, "
-        "not the study protocol; recorded in each result row's protocol)",
-    )
-    parser.add_argument(
-        "--probe-min-steps",
-        type=int,
-        default=None,
-        help="the small-set protocol's minimum optimiser steps per probe head (default 600; "
-        "recorded in each result row's protocol)",
-    )
+    add_probe_budget_arguments(parser)
     args = parser.parse_args(argv)
 
     budget = Budget(

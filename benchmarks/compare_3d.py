@@ -37,6 +37,7 @@ from sslequi.study import (  # noqa: E402
     DEFAULT_SEEDS,
     MULTI_SEED,
     Budget,
+    add_probe_budget_arguments,
     discover_recipes,
     ensure_rendered,
     group_runs,
@@ -147,20 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help="what to run (report: the table of the runs already evaluated)",
     )
-    parser.add_argument(
-        "--probe-epochs",
-        type=int,
-        default=None,
-        help="epochs of every trained probe head (default: each probe's own; a quick check, "
-        "not the study protocol; recorded in each result row's protocol)",
-    )
-    parser.add_argument(
-        "--probe-min-steps",
-        type=int,
-        default=None,
-        help="the small-set protocol's minimum optimiser steps per probe head (default 600; "
-        "recorded in each result row's protocol)",
-    )
+    add_probe_budget_arguments(parser)
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for every run")
     parser.add_argument(
         "--reference",

@@ -67,6 +67,7 @@ from torch import Tensor, nn  # noqa: E402
 
 from sslequi.data.threedie import ThreeDIEBench, ThreeDIEConfig  # noqa: E402
 from sslequi.methods.base import Method, MethodConfig  # noqa: E402
+from sslequi.study import add_probe_budget_arguments  # noqa: E402
 from sslequi.types import Batch, MethodSpec, Parts, StepOutput  # noqa: E402
 
 METHODS = ("sie", "vicreg")
@@ -495,20 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--probes", nargs="+", default=None, help="default: the study's (sslequi.study)"
     )
-    parser.add_argument(
-        "--probe-epochs",
-        type=int,
-        default=None,
-        help="epochs of every trained probe head (default: each probe's own; a quick check, "
-        "not the study protocol; recorded in each result row's protocol)",
-    )
-    parser.add_argument(
-        "--probe-min-steps",
-        type=int,
-        default=None,
-        help="the small-set protocol's minimum optimiser steps per probe head (default 600; "
-        "recorded in each result row's protocol)",
-    )
+    add_probe_budget_arguments(parser)
     args = parser.parse_args(argv)
 
     from sslequi.evaluation.results import compare

@@ -20,6 +20,7 @@ os.environ.setdefault("WANDB_SILENT", "true")  # the offline wandb run is still 
 
 from sslequi.study import (  # noqa: E402
     Budget,
+    add_probe_budget_arguments,
     discover_recipes,
     ensure_rendered,
     headline_table,
@@ -46,20 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads per job (default: $OMP_NUM_THREADS if set, else the cores shared "
         "out between the jobs)",
     )
-    parser.add_argument(
-        "--probe-epochs",
-        type=int,
-        default=None,
-        help="epochs of every trained probe head (default: each probe's own; a quick check, "
-        "not the study protocol; recorded in each result row's protocol)",
-    )
-    parser.add_argument(
-        "--probe-min-steps",
-        type=int,
-        default=None,
-        help="the small-set protocol's minimum optimiser steps per probe head (default 600; "
-        "recorded in each result row's protocol)",
-    )
+    add_probe_budget_arguments(parser)
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for every run")
     args = parser.parse_args(argv)
     threads = threads_per_job(args.jobs, args.threads)

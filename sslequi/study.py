@@ -10,6 +10,7 @@ run with one seed and ``OUT/<method>_s<seed>/`` for several.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -102,6 +103,24 @@ class Budget:
             raise ValueError(f"probe epochs must be ≥ 1, got {self.probe_epochs}")
         if self.probe_min_steps is not None and self.probe_min_steps < 0:
             raise ValueError(f"probe min steps must be ≥ 0, got {self.probe_min_steps}")
+
+
+def add_probe_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--probe-epochs`` and ``--probe-min-steps``, the study scripts' ``Budget`` probe fields."""
+    parser.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=None,
+        help="epochs of every trained probe head (default: each probe's own; a quick check, "
+        "not the study protocol; recorded in each result row's protocol)",
+    )
+    parser.add_argument(
+        "--probe-min-steps",
+        type=int,
+        default=None,
+        help="the small-set protocol's minimum optimiser steps per probe head (default 600; "
+        "recorded in each result row's protocol)",
+    )
 
 
 def shortened_heads(budget: Budget) -> str:
