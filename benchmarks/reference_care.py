@@ -73,7 +73,7 @@ from torch import Tensor, nn  # noqa: E402
 from torchvision.transforms.v2 import functional as TF  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_sie import ReferenceCNN, projector  # noqa: E402
+from reference_sie import ReferenceCNN, RunRecord, projector, write_manifest  # noqa: E402
 
 from sslequi.data.render2d import Render2DConfig, RenderSingleViews  # noqa: E402
 from sslequi.methods.base import Method, MethodConfig  # noqa: E402
@@ -343,19 +343,6 @@ def pretrain(
     return model, first, last
 
 
-@dataclass
-class RunRecord:
-    """One (method, seed): CPU and wall seconds per stage, the first and last loss terms."""
-
-    name: str
-    seed: int
-    run_dir: str
-    cpu_s: dict[str, float]
-    wall_s: dict[str, float]
-    first_terms: dict[str, float]
-    last_terms: dict[str, float]
-
-
 def run_one(
     method: str,
     seed: int,
@@ -415,15 +402,6 @@ def run_one(
     (run_dir / "reference.json").write_text(json.dumps(record.__dict__, indent=2))
     print(f"    CPU s: pretrain {pretrain_cpu:.0f}, evaluate {record.cpu_s['evaluate']:.0f}")
     return record
-
-
-def write_manifest(out: Path, records: Sequence[RunRecord]) -> None:
-    """``OUT/study.json`` in ``sslequi.study``'s manifest format."""
-    manifest = [
-        {"name": r.name, "recipe": "-", "seed": r.seed, "run_dir": r.run_dir, "single_seed": False}
-        for r in records
-    ]
-    (out / "study.json").write_text(json.dumps(manifest, indent=2))
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -523,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             sampler = ImageSampler(base.images, base.mean, base.std, seed)
             records.append(run_one(method, seed, args, settings, sampler, config))
-            write_manifest(args.out, records)  # a partial study is readable
+            write_manifest(args.out, [(r.name, r.seed, r.run_dir) for r in records])
     compare([args.out.resolve() / r.run_dir for r in records], out=args.out / "comparison")
     print()
     print(headline_table(group_runs(args.out), columns=HEADLINE))

@@ -42,8 +42,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -53,13 +52,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from reference_sie import PairSampler, ReferenceCNN, relative_quaternion  # noqa: E402
+from reference_sie import (  # noqa: E402
+    PairSampler,
+    ReferenceCNN,
+    relative_quaternion,
+    write_manifest,
+)
 from torch import Tensor, nn  # noqa: E402
 
 from sslequi.methods.base import Method, MethodConfig  # noqa: E402
 from sslequi.types import Batch, MethodSpec, StepOutput  # noqa: E402
 
 PRETRAINED = "pretrained.pt"
+# what a kept run (--resume) must share with the request
+TRAINING_SETTINGS = ("steps", "batch_size", "observed", "width", "lr", "weight_decay", "warmup")
 ACTION_DIM = 4  # relative quaternion
 EMBED_DIM = 128
 
@@ -249,16 +255,31 @@ def pretrain(
     return model, losses
 
 
-def run_one(
-    name: str, seed: int, args: argparse.Namespace, sampler: SequenceSampler
-) -> dict[str, object]:
+@dataclass
+class RunRecord:
+    """One (variant, seed): CPU seconds per stage, the logged losses, the settings."""
+
+    name: str
+    seed: int
+    run_dir: str
+    cpu_s: dict[str, float]
+    wall_s: dict[str, float]
+    losses: list[float]
+    settings: dict[str, int | float | str]
+
+
+def run_one(name: str, seed: int, args: argparse.Namespace, sampler: SequenceSampler) -> RunRecord:
     from sslequi.study import STUDY_PROBES, evaluate_in_memory
 
     run_dir = args.out.resolve() / f"{name}_s{seed}"
     done = run_dir / "reference.json"
+    settings = {key: getattr(args, key) for key in TRAINING_SETTINGS}
     if args.resume and done.is_file():
-        print(f"=== {run_dir.name}: done (reference.json), kept ===", flush=True)
-        return json.loads(done.read_text())
+        kept = RunRecord(**json.loads(done.read_text()))
+        if kept.settings == settings:
+            print(f"=== {run_dir.name}: done (reference.json), kept ===", flush=True)
+            return kept
+        print(f"=== {run_dir.name}: other settings in reference.json, retrained ===", flush=True)
     print(f"=== {run_dir.name}: pretraining ({args.steps} steps × {args.batch_size}) ===")
     cpu, wall = time.process_time(), time.perf_counter()
     model, losses = pretrain(sampler, args, seed, conditioned=not name.endswith("_uncond"))
@@ -271,27 +292,17 @@ def run_one(
     evaluate_in_memory(
         ReferenceSeqJEPAMethod(model, name), args.root.resolve(), run_dir, seed, probes
     )
-    record = {
-        "name": name,
-        "seed": seed,
-        "run_dir": run_dir.name,
-        "cpu_s": {"pretrain": pretrain_cpu, "evaluate": time.process_time() - cpu},
-        "wall_s": {"pretrain": pretrain_wall},
-        "losses": losses,
-        "settings": {k: v for k, v in vars(args).items() if isinstance(v, int | float | str)},
-    }
-    done.write_text(json.dumps(record, indent=2))
+    record = RunRecord(
+        name=name,
+        seed=seed,
+        run_dir=run_dir.name,
+        cpu_s={"pretrain": pretrain_cpu, "evaluate": time.process_time() - cpu},
+        wall_s={"pretrain": pretrain_wall},
+        losses=losses,
+        settings=settings,
+    )
+    done.write_text(json.dumps(asdict(record), indent=2))
     return record
-
-
-def write_manifest(out: Path, records: Sequence[dict[str, object]]) -> None:
-    """``OUT/study.json`` in ``sslequi.study``'s manifest format."""
-    manifest = [
-        {"name": r["name"], "recipe": "-", "seed": r["seed"], "run_dir": r["run_dir"]}
-        | {"single_seed": False}
-        for r in records
-    ]
-    (out / "study.json").write_text(json.dumps(manifest, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30, help="linear warmup steps")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--resume", action="store_true", help="keep finished runs")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep finished runs with the same settings"
+    )
     parser.add_argument("--probes", nargs="+", default=None, help="default: study + agg_linear")
     args = parser.parse_args(argv)
 
@@ -324,26 +337,21 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     base = PairSampler.load(args.root, seed=0)
-    records: list[dict[str, object]] = []
+    records: list[RunRecord] = []
     for variant in args.variants:
         name = "reference_seqjepa" + ("_uncond" if variant == "unconditioned" else "")
         for seed in args.seeds:
             pairs = PairSampler(base.images, base.latents, base.mean, base.std, seed)
             records.append(run_one(name, seed, args, SequenceSampler(pairs)))
-            write_manifest(args.out, records)
+            write_manifest(args.out, [(r.name, r.seed, r.run_dir) for r in records])
     compare(
-        [args.out.resolve() / str(r["run_dir"]) for r in records],
-        out=args.out / "comparison",
-        echo=False,
+        [args.out.resolve() / r.run_dir for r in records], out=args.out / "comparison", echo=False
     )
     print()
     print(headline_table(group_runs(args.out)))
     for r in records:
-        cpu = r["cpu_s"]
-        assert isinstance(cpu, dict)
-        print(
-            f"{r['run_dir']}: CPU s pretrain {cpu['pretrain']:.0f}, evaluate {cpu['evaluate']:.0f}"
-        )
+        cpu = r.cpu_s
+        print(f"{r.run_dir}: CPU s pretrain {cpu['pretrain']:.0f}, evaluate {cpu['evaluate']:.0f}")
     print(load_average())
     return 0
 

@@ -437,17 +437,12 @@ def run_one(
     return record
 
 
-def write_manifest(out: Path, records: Sequence[RunRecord]) -> None:
-    """``OUT/study.json`` in ``sslequi.study._write_manifest``'s format."""
+def write_manifest(out: Path, runs: Sequence[tuple[str, int, str]]) -> None:
+    """``OUT/study.json`` in ``sslequi.study._write_manifest``'s format, from (name, seed,
+    run directory) per run (also used by the other ``reference_*.py`` scripts)."""
     manifest = [
-        {
-            "name": r.name,
-            "recipe": "-",
-            "seed": r.seed,
-            "run_dir": r.run_dir,
-            "single_seed": False,
-        }
-        for r in records
+        {"name": name, "recipe": "-", "seed": seed, "run_dir": run_dir, "single_seed": False}
+        for name, seed, run_dir in runs
     ]
     (out / "study.json").write_text(json.dumps(manifest, indent=2))
 
@@ -513,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             sampler = PairSampler(base.images, base.latents, base.mean, base.std, seed)
             records.append(run_one(method, seed, args, sampler, load_cpu))
-            write_manifest(args.out, records)  # a partial study is readable
+            write_manifest(args.out, [(r.name, r.seed, r.run_dir) for r in records])
     compare(
         [args.out.resolve() / r.run_dir for r in records],
         out=args.out / "comparison",

@@ -101,3 +101,9 @@ def test_main_at_tiny_scale(ref: ModuleType, tmp_path: Path, capsys: pytest.Capt
     assert len(record["losses"]) == 2 and all(math.isfinite(x) for x in record["losses"])
     assert (out / f"{name}_s0" / ref.PRETRAINED).is_file()
     assert name in capsys.readouterr().out
+    assert ref.main([*argv, "--resume"]) == 0  # the same settings: kept, not retrained
+    assert "done (reference.json), kept" in capsys.readouterr().out
+    assert ref.main([*argv, "--resume", "--lr", "1e-4"]) == 0
+    assert "other settings in reference.json, retrained" in capsys.readouterr().out
+    record = json.loads((out / f"{name}_s0" / "reference.json").read_text())
+    assert record["settings"]["lr"] == 1e-4
